@@ -1,0 +1,46 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Everything else is set-up they call.
+PYTHON ?= python3.11
+# lava-nc 0.10.0 supports Python 3.10 only; find a 3.10 interpreter (pyenv keeps it outside PATH's shims).
+PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV := .venv
+LAVA_VENV := .venv-lava
+PIP_QUIET ?= -q
+
+.PHONY: setup lava-env system-deps demo test test-main test-lava bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) "torch==2.13.0" -e ".[torch,interop,test]"
+	touch $@
+
+lava-env: $(LAVA_VENV)/.installed
+
+$(LAVA_VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "make lava-env: no Python 3.10 found (lava-nc 0.10.0 needs it); set PYTHON310=/path/to/python3.10"; exit 1; }
+	$(PYTHON310) -m venv $(LAVA_VENV)
+	$(LAVA_VENV)/bin/pip install $(PIP_QUIET) -e ".[lava,test]"
+	touch $@
+
+# espeak-ng and flite synthesize the offline stand-in data set (Debian packages).
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 && command -v flite >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq espeak-ng flite >/dev/null; }
+
+demo: setup system-deps
+	$(VENV)/bin/python examples/demo.py
+
+test: setup lava-env system-deps test-main test-lava
+
+test-main:
+	$(VENV)/bin/python -m pytest -q -m "not lava" tests
+
+test-lava:
+	$(LAVA_VENV)/bin/python -m pytest -q -m lava -p no:cacheprovider tests
+
+bench: setup lava-env
+	$(VENV)/bin/python benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) $(LAVA_VENV) build dist *.egg-info out

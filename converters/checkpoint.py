@@ -1,0 +1,197 @@
+"""Checkpoints in, models out: the authors' plain ``state_dict`` files and our self-describing format.
+
+Authors' files (``torch.save(net.state_dict())``) carry no configuration: the model type comes from
+the first hidden layer's keys (``neurons.md`` §10) and the sizes from the tensor shapes. Ours is a
+dict ``{"format": "silif-deploy-checkpoint", "format_version", "producer", "config", "state_dict"}``.
+Both load with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from silif_deploy import PRODUCER, __version__
+from silif_deploy.converters.files import atomic_output, require_file, sha256_file
+from silif_deploy.errors import SilifDeployError
+
+CHECKPOINT_FORMAT = "silif-deploy-checkpoint"
+CHECKPOINT_VERSION = 1
+_LAYER_KEY = re.compile(r"^snn\.(\d+)\.(.+)$")
+# adLIF and cAdLIF store identical keys (alpha, beta, a, b): only the user can tell them apart.
+_AMBIGUOUS = ("adlif", "cadlif")
+
+
+def import_torch():
+    """Import torch, or fail with the install command for the extra that provides it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - exercised in the Lava environment only
+        raise SilifDeployError(
+            "this step needs PyTorch, which is not installed here: pip install 'silif-deploy[torch]'"
+        ) from None
+    return torch
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Return (state_dict, config or None) from a checkpoint file, refusing unsafe pickles."""
+    torch = import_torch()
+    p = require_file(path, "checkpoint")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower() or "weights_only" in str(err).lower():
+            raise SilifDeployError(
+                f"'{p}' needs arbitrary code to unpickle (not a plain state_dict); refused for safety. "
+                "Re-save it with torch.save(model.state_dict(), path)"
+            ) from None
+        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint ({_first_line(err)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint ({_first_line(err)})") from None
+    if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
+        version = int(obj.get("format_version", 0))
+        if version > CHECKPOINT_VERSION:
+            raise SilifDeployError(
+                f"'{p}' is a silif-deploy checkpoint of format version {version}; this tool reads up to "
+                f"{CHECKPOINT_VERSION}: upgrade silif-deploy"
+            )
+        return dict(obj["state_dict"]), dict(obj["config"])
+    if isinstance(obj, Mapping) and obj and all(isinstance(k, str) for k in obj):
+        if not any(_LAYER_KEY.match(k) for k in obj):
+            raise SilifDeployError(
+                f"'{p}' holds a dict without 'snn.<i>.' keys; it is not a SiLIF-family state_dict"
+            )
+        return dict(obj), None
+    raise SilifDeployError(f"'{p}' holds a {type(obj).__name__}, not a state_dict")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def _layer_keys(state: Mapping[str, Any]) -> dict[int, set[str]]:
+    layers: dict[int, set[str]] = {}
+    for key in state:
+        m = _LAYER_KEY.match(key)
+        if m:
+            layers.setdefault(int(m.group(1)), set()).add(m.group(2))
+    return layers
+
+
+def detect_model_type(state: Mapping[str, Any]) -> str:
+    """Model type from the first hidden layer's keys; adLIF vs cAdLIF cannot be told apart."""
+    layers = _layer_keys(state)
+    if len(layers) < 2:
+        raise SilifDeployError("the state_dict has fewer than two 'snn.<i>' layers (hidden + readout)")
+    keys = layers[min(layers)]
+    if "V.weight" in keys:
+        raise SilifDeployError("recurrent layers (V.weight: RLIF / RadLIF) are not supported")
+    if "dt" in keys:
+        return "silif"
+    if "log_dt" in keys:
+        return "csilif"
+    if "alpha_real" in keys:
+        return "rf"
+    if {"alpha", "beta", "a", "b"} <= keys:
+        raise SilifDeployError(
+            "adLIF and cAdLIF checkpoints have identical keys; pass the model type: "
+            "--model-type adlif or --model-type cadlif"
+        )
+    if "alpha" in keys:
+        return "lif"
+    raise SilifDeployError(f"cannot tell the model type from the keys of snn.{min(layers)}: {sorted(keys)}")
+
+
+def infer_config(state: Mapping[str, Any], model_type: str) -> dict[str, Any]:
+    """Sizes from shapes: D = snn.0.W.weight[1], H_i = snn.i.W.weight[0], K = snn.L.W.weight[0]."""
+    layers = _layer_keys(state)
+    indices = sorted(layers)
+    if indices != list(range(len(indices))):
+        raise SilifDeployError(f"layer indices are not contiguous from 0: snn.{indices}")
+    for i in indices:
+        if f"snn.{i}.W.weight" not in state:
+            raise SilifDeployError(f"missing key snn.{i}.W.weight")
+    hidden = [int(state[f"snn.{i}.W.weight"].shape[0]) for i in indices[:-1]]
+    return {
+        "model_type": model_type,
+        "n_inputs": int(state["snn.0.W.weight"].shape[1]),
+        "hidden_sizes": hidden,
+        "n_classes": int(state[f"snn.{indices[-1]}.W.weight"].shape[0]),
+    }
+
+
+def build_model(state: Mapping[str, Any], config: Mapping[str, Any], source: str = "state_dict"):
+    """Build the eval-mode model of ``config`` and load ``state`` strictly, with one-line errors."""
+    torch = import_torch()
+    from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork
+
+    cfg = NetworkConfig(**{k: v for k, v in config.items() if k in NetworkConfig.__dataclass_fields__})
+    torch.manual_seed(0)  # initial values are overwritten; the seed only keeps construction reproducible
+    model = SpikingNetwork(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+        if extra:
+            parts.append(f"unexpected keys {extra[:4]}{' ...' if len(extra) > 4 else ''}")
+        raise SilifDeployError(f"{source} does not match a {cfg.model_type} network: {'; '.join(parts)}")
+    for key, ref in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            raise SilifDeployError(f"{source}: '{key}' is a {type(value).__name__}, not a tensor")
+        if tuple(value.shape) != tuple(ref.shape):
+            raise SilifDeployError(
+                f"{source}: '{key}' has shape {tuple(value.shape)}, expected {tuple(ref.shape)} "
+                "(layer sizes do not chain)"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise SilifDeployError(f"{source}: '{key}' contains NaN or inf")
+    model.load_state_dict({k: state[k] for k in expected}, strict=True)
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros"):
+    """Load a checkpoint as an eval-mode :class:`SpikingNetwork` (dropout off).
+
+    ``model_type`` is needed only where the keys cannot tell (adLIF vs cAdLIF); when given it must
+    agree with the keys. ``init_state`` is ``"zeros"`` (hardware, default) or ``"random"`` (authors).
+    """
+    state, config = read_checkpoint(path)
+    if config is None:
+        detected = None
+        try:
+            detected = detect_model_type(state)
+        except SilifDeployError:
+            if model_type not in _AMBIGUOUS:
+                raise
+        if model_type is not None and detected is not None and model_type != detected:
+            raise SilifDeployError(f"'{path}' holds a {detected} network, not {model_type}")
+        config = infer_config(state, model_type or detected)  # type: ignore[arg-type]
+    elif model_type is not None and model_type != config["model_type"]:
+        raise SilifDeployError(f"'{path}' holds a {config['model_type']} network, not {model_type}")
+    config = {**config, "init_state": init_state}
+    model = build_model(state, config, source=f"'{Path(path).name}'")
+    model.source_sha256 = sha256_file(path)
+    return model
+
+
+def save_checkpoint(model, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> None:
+    """Write our self-describing checkpoint (config + state_dict + producer), atomically."""
+    torch = import_torch()
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "producer": f"{PRODUCER} {__version__}",
+        "config": model.config.to_dict(),
+        "state_dict": model.state_dict(),
+        "extra": dict(extra or {}),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)

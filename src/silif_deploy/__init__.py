@@ -1,0 +1,24 @@
+"""silif-deploy: deploy SiLIF and C-SiLIF spiking networks onto Loihi-class hardware.
+
+The import namespace joins the repository's three code folders:
+``silif_deploy.deploy`` (pipeline, CLI), ``silif_deploy.converters`` (checkpoint, torch, NIR,
+fixed-point artifact, Lava, netx) and ``silif_deploy.hw_models`` (integer neuron models,
+simulator, hardware and energy profiles). Importing this package does not import torch.
+"""
+
+from silif_deploy.errors import SilifDeployError
+
+__version__ = "0.1.0"
+PRODUCER = "silif-deploy"
+
+__all__ = ["SilifDeployError", "__version__", "load_model", "PRODUCER"]
+
+
+def load_model(path, model_type=None, init_state="zeros"):
+    """Load a trained checkpoint (the authors' plain ``state_dict`` or ours) as an eval-mode model.
+
+    See :func:`silif_deploy.converters.checkpoint.load_model`. Needs the ``torch`` extra.
+    """
+    from silif_deploy.converters.checkpoint import load_model as _load
+
+    return _load(path, model_type=model_type, init_state=init_state)

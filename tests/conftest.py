@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to ../shared (tests may read it; the product never does)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference_models"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_LAVA = importlib.util.find_spec("lava") is not None
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE.is_dir():
+        pytest.fail(f"../shared/reference_models not found at {REFERENCE}")
+    return REFERENCE
+
+
+def checkpoint_path(model: str) -> Path:
+    return REFERENCE / f"ssc_{model}_2x512.pth"
+
+
+def golden_path(model: str) -> Path:
+    return REFERENCE / "golden" / f"ssc_{model}_seed7.npz"
