@@ -14,13 +14,15 @@ class RunResult:
     ``scores`` (batch, classes): the time sum of per-step softmaxes of the readout;
     ``spikes[i]`` (batch, time, neurons, bool): hidden layer i; ``readout_u`` (batch, time,
     classes): the readout membrane (dequantized for fixed point); ``states``: optional state
-    trajectories keyed ``<state>_<layer>`` (integers for fixed point).
+    trajectories keyed ``<state>_<layer>`` (integers for fixed point); ``diagnostics``: per-sample
+    engine counters (fixed point: ``overflow_events`` (batch, layers), ``readout_spikes``).
     """
 
     scores: np.ndarray
     spikes: list[np.ndarray]
     readout_u: np.ndarray
     states: dict[str, np.ndarray] | None = None
+    diagnostics: dict[str, np.ndarray] | None = None
 
     @property
     def prediction(self) -> np.ndarray:
@@ -41,9 +43,13 @@ class RunResult:
         states = None
         if parts[0].states is not None:
             states = {k: np.concatenate([p.states[k] for p in parts]) for k in parts[0].states}  # type: ignore[index]
+        diagnostics = None
+        if parts[0].diagnostics is not None:
+            diagnostics = {k: np.concatenate([p.diagnostics[k] for p in parts]) for k in parts[0].diagnostics}  # type: ignore[index]
         return cls(
             scores=np.concatenate([p.scores for p in parts]),
             spikes=[np.concatenate([p.spikes[i] for p in parts]) for i in range(len(parts[0].spikes))],
             readout_u=np.concatenate([p.readout_u for p in parts]),
             states=states,
+            diagnostics=diagnostics,
         )

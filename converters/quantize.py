@@ -1,0 +1,207 @@
+"""Quantize a float network to fixed point under a hardware profile.
+
+Per hidden layer (F = the profile's coefficient bits, S = the state scale, a power of two):
+
+* **State scale.** S = 2^k, the largest power of two with S·R ≤ 2^(bits−1) − 1 for the layer's
+  state range R (calibrated max |state| × headroom, else the profile's default range), and a
+  legal threshold (S = vth_mant << 6). The threshold 1.0 becomes θ = S.
+* **Weights.** The synaptic input enters the neuron as A = a << input_shift with
+  a = (W_int·x) << weight_exp, and must stand for G·I·S, so
+  W_int ≈ G·W'·S / 2^(weight_exp + input_shift + input_frac). The exponent is the smallest that
+  fits the largest weight in the profile's weight format; weights round to Lava's legal grid.
+  G is the layer's largest |input gain| for C-SiLIF (2b) and RF (Δt), and 1 for the adaptive
+  kinds, whose gain 1 − α also multiplies the state w and stays a per-neuron coefficient.
+* **Coefficients** round to k/2^F; α's complement g = 2^F − α keeps α + (1 − α) = 1 exact.
+* **Bias** (folded BatchNorm offset) rounds to Loihi's mantissa·2^exponent format.
+
+The readout becomes Loihi's CUBA LIF: du = 4095 (memoryless current), dv = 4096 − round(α·4096),
+gain 1 − α folded into each weight row and the bias, threshold at its maximum (never reached).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from silif_deploy.converters.float_params import FloatLayer, FloatNetwork
+from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models.dense import DenseSynapse, weight_grid
+from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
+from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
+from silif_deploy.hw_models.neuron_adaptive import AdaptiveParams
+from silif_deploy.hw_models.neuron_cuba import DECAY_BITS, CubaParams
+from silif_deploy.hw_models.neuron_resonate import ResonateParams
+from silif_deploy.hw_models.profile import HardwareProfile
+
+READOUT_VTH_MANT_BITS = 17  # Lava LIF vth: 17-bit mantissa; the readout never reaches it
+
+
+def state_scale(profile: HardwareProfile, state_range: float) -> int:
+    """S = 2^k with S·range ≤ state max and 2^threshold_exponent ≤ S ≤ the largest threshold."""
+    k_max = int(math.floor(math.log2(profile.max_threshold)))
+    k = int(math.floor(math.log2(profile.state_max / max(state_range, 1e-9))))
+    return 1 << min(max(k, profile.threshold_exponent), k_max)
+
+
+def quantize_weights(target: np.ndarray, profile: HardwareProfile) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Choose the exponent and round ``target`` (real-valued integer-domain weights) to Lava's grid.
+
+    Returns (W_int, weight_exp, diagnostics). W_int·2^weight_exp ≈ target.
+    """
+    step, w_min, w_max = weight_grid(profile.weight_bits)
+    peak = float(np.abs(target).max(initial=0.0))
+    exp = profile.weight_exp_min if peak == 0 else math.ceil(math.log2(peak / w_max))
+    exp = min(max(exp, profile.weight_exp_min), profile.weight_exp_max)
+    scaled = target / 2.0**exp
+    rounded = step * np.rint(scaled / step)
+    clipped = np.clip(rounded, w_min, w_max)
+    w_int = clipped.astype(np.int32)
+    diag = {
+        "weight_exp": exp,
+        "weights": int(target.size),
+        "weights_clipped": int(np.count_nonzero(rounded != clipped)),
+        "weights_zeroed": int(np.count_nonzero((w_int == 0) & (target != 0))),
+        "weights_nonzero": int(np.count_nonzero(w_int)),
+        "weight_rms_error": float(np.sqrt(np.mean((w_int * 2.0**exp - target) ** 2)) / max(peak, 1e-30)),
+    }
+    return w_int, exp, diag
+
+
+def quantize_bias(bias: np.ndarray, profile: HardwareProfile, exponent_min: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Round to mantissa·2^exponent (signed mantissa of ``bias_mantissa_bits``, exponent ≤ max).
+
+    Returns (mantissa, exponent, integer value, number of biases out of range (clipped)).
+    """
+    m_max = (1 << (profile.bias_mantissa_bits - 1)) - 1
+    mag = np.abs(bias)
+    exp = np.where(mag > m_max, np.ceil(np.log2(np.maximum(mag, 1) / m_max)), 0).astype(np.int64)
+    exp = np.maximum(exp, exponent_min)
+    out_of_range = int(np.count_nonzero(exp > profile.bias_exponent_max))
+    exp = np.minimum(exp, profile.bias_exponent_max)
+    mant = np.clip(np.rint(bias / 2.0**exp), -m_max, m_max).astype(np.int64)
+    return mant, exp, mant << exp, out_of_range
+
+
+def _coef(x: np.ndarray, frac_bits: int) -> np.ndarray:
+    one = 1 << frac_bits
+    return np.clip(np.rint(x * one), -one, one).astype(np.int64)
+
+
+def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float, input_frac: int, graded: bool) -> tuple[FixedLayer, dict]:
+    f = profile.coefficient_bits
+    one = 1 << f
+    scale = state_scale(profile, state_range)
+    half = profile.state_max + 1
+    resonate = layer.kind in ("csilif", "rf")
+    gain_fold = float(np.abs(layer.gain).max()) if resonate else 1.0
+    gain_fold = gain_fold or 1.0
+    target = gain_fold * layer.weight * scale / 2.0 ** (profile.input_shift + input_frac)
+    w_int, w_exp, diag = quantize_weights(target, profile)
+    mant, exp, bias, bias_out = quantize_bias(gain_fold * layer.bias * scale, profile)
+    diag.update(
+        {"kind": layer.kind, "neurons": layer.size, "state_scale": scale, "state_range": state_range,
+         "threshold": scale, "threshold_mantissa": scale >> profile.threshold_exponent,
+         "input_gain_folded": gain_fold, "biases_out_of_range": bias_out,
+         "biases_zeroed": int(np.count_nonzero((bias == 0) & (layer.bias != 0)))}
+    )
+    c = layer.coefficients
+    if resonate:
+        lam_re, lam_im = _coef(c["lam_re"], f), _coef(c["lam_im"], f)
+        gain = _coef(layer.gain / gain_fold, f)
+        params = ResonateParams(
+            lam_re=lam_re, lam_im=lam_im, gain=gain, bias=bias, threshold=scale, frac_bits=f,
+            input_shift=profile.input_shift, half=half, mode=OVERFLOW_CODES[profile.membrane_overflow],
+            reset_first=1 if layer.kind == "csilif" else 0,
+        )
+        mag = np.hypot(lam_re, lam_im)
+        diag.update({
+            "lambda_zero": int(np.count_nonzero((lam_re == 0) & (lam_im == 0))),
+            "lambda_unit_or_more": int(np.count_nonzero(mag >= one)),
+            "gain_zeroed": int(np.count_nonzero((gain == 0) & (layer.gain != 0))),
+            "lambda_rms_error": float(np.sqrt(np.mean((lam_re / one - c["lam_re"]) ** 2 + (lam_im / one - c["lam_im"]) ** 2))),
+        })
+    else:
+        alpha = _coef(c["alpha"], f)
+        beta, a = _coef(c["beta"], f), _coef(c["a"], f)
+        adaptive = layer.kind != "lif"
+        params = AdaptiveParams(
+            alpha=alpha, gain=one - alpha, beta=beta, a=a, b_spike=np.rint(c["b"] * scale).astype(np.int64),
+            bias=bias, threshold=scale, frac_bits=f, input_shift=profile.input_shift, half=half,
+            u_mode=OVERFLOW_CODES[profile.membrane_overflow], w_mode=OVERFLOW_CODES[profile.adaptation_overflow],
+        )
+        diag.update({
+            "alpha_zero_memoryless": int(np.count_nonzero(alpha == 0)),
+            "alpha_one_no_input": int(np.count_nonzero(alpha == one)),
+        })
+        if adaptive:
+            diag.update({
+                "beta_one_perfect_integrator": int(np.count_nonzero(beta == one)),
+                "beta_one_with_coupling": int(np.count_nonzero((beta == one) & ((a != 0) | (c["b"] > 0)))),
+                "beta_zero": int(np.count_nonzero(beta == 0)),
+                "a_zeroed": int(np.count_nonzero((a == 0) & (c["a"] != 0))),
+            })
+    synapse = DenseSynapse(w_int, w_exp, profile.weight_bits, graded)
+    return FixedLayer(layer.kind, synapse, params, scale), diag
+
+
+def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float) -> tuple[FixedLayer, dict]:
+    scale = state_scale(profile, state_range)
+    one = 1 << DECAY_BITS
+    alpha = np.clip(np.rint(layer.coefficients["alpha"] * one), 1, one).astype(np.int64)
+    gain = layer.gain[:, None]
+    target = gain * layer.weight * scale / 2.0**profile.input_shift
+    w_int, w_exp, diag = quantize_weights(target, profile)
+    mant, exp, bias, bias_out = quantize_bias(layer.gain * layer.bias * scale, profile)
+    n = layer.size
+    params = CubaParams(
+        du=np.full(n, one - 1, np.int64), dv=one - alpha, bias_mant=mant, bias_exp=exp,
+        vth=(1 << READOUT_VTH_MANT_BITS) - 1, input_shift=profile.input_shift,
+        threshold_exponent=profile.threshold_exponent, half=profile.state_max + 1,
+    )
+    diag.update({"kind": "cuba", "neurons": n, "state_scale": scale, "state_range": state_range,
+                 "biases_out_of_range": bias_out, "distinct_decays": int(len(np.unique(params.dv)))})
+    return FixedLayer("cuba", DenseSynapse(w_int, w_exp, profile.weight_bits, False), params, scale), diag
+
+
+def input_frac_bits(profile: HardwareProfile, x: np.ndarray | None) -> int:
+    """0 for event counts (sent as they are); else the most fraction bits that fit the message width."""
+    if x is None or _is_counts(x):
+        return 0
+    peak = float(np.abs(x).max(initial=0.0))
+    if peak == 0:
+        return 0
+    return int(math.floor(math.log2(((1 << profile.input_message_bits) - 1) / peak)))
+
+
+def _is_counts(x: np.ndarray) -> bool:
+    return bool(np.all(x >= 0) and np.all(np.equal(np.mod(x, 1), 0)))
+
+
+def quantize(
+    net: FloatNetwork,
+    profile: HardwareProfile,
+    state_ranges: list[float] | None = None,
+    readout_range: float | None = None,
+    calibration_input: np.ndarray | None = None,
+) -> FixedPointNetwork:
+    """Quantize ``net``. ``state_ranges``/``readout_range`` come from a calibration run (else the
+    profile's default range); ``calibration_input`` decides whether inputs are counts."""
+    if state_ranges is not None and len(state_ranges) != len(net.hidden):
+        raise SilifDeployError("calibration gave a state range per layer that does not match the network depth")
+    in_frac = input_frac_bits(profile, calibration_input)
+    hidden, report = [], []
+    for i, layer in enumerate(net.hidden):
+        rng = profile.default_state_range if state_ranges is None else max(state_ranges[i] * profile.calibration_headroom, 1.0)
+        fixed, diag = _hidden_layer(layer, profile, rng, in_frac if i == 0 else 0, graded=(i == 0))
+        hidden.append(fixed)
+        report.append(diag)
+    ro_range = profile.default_state_range if readout_range is None else max(readout_range * profile.calibration_headroom, 1.0)
+    readout, ro_diag = _readout_layer(net.readout, profile, ro_range)
+    return FixedPointNetwork(
+        model_type=net.model_type, n_inputs=net.n_inputs, hidden=hidden, readout=readout,
+        input_frac_bits=in_frac, profile=profile,
+        quantization={"layers": report, "readout": ro_diag, "calibrated": state_ranges is not None,
+                      "input_frac_bits": in_frac},
+    )

@@ -1,0 +1,54 @@
+"""Integer primitives of Loihi-style arithmetic, shared by every fixed-point neuron.
+
+All are scalar functions compiled with numba (``inline="always"``) so that the simulator's
+per-neuron loops and the Lava process models run the same code. States are Python/numpy ints
+held in int64; a state of ``bits`` bits lives in [−(2^(bits−1) − 1), 2^(bits−1) − 1] when it
+saturates and in (−2^(bits−1), 2^(bits−1)] when it wraps (Lava's LIF current convention).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+WRAP = 0
+SATURATE = 1
+OVERFLOW_CODES = {"wrap": WRAP, "saturate": SATURATE}
+
+
+@njit(inline="always", cache=True)
+def tz_shift(x: int, k: int) -> int:
+    """x / 2^k truncated toward zero (sign-magnitude shift, as Loihi decays): tz(x, k) = sign(x)·(|x| >> k)."""
+    return x >> k if x >= 0 else -((-x) >> k)
+
+
+@njit(inline="always", cache=True)
+def tz_mul(coef: int, x: int, k: int) -> int:
+    """coef·x / 2^k truncated toward zero: the product of a k-fraction-bit coefficient with a state."""
+    return tz_shift(coef * x, k)
+
+
+@njit(inline="always", cache=True)
+def shift_left(x: int, k: int) -> int:
+    """x·2^k for k ≥ 0, floor(x / 2^−k) for k < 0 (an arithmetic shift, as Lava Dense's weight_exp)."""
+    return x << k if k >= 0 else x >> (-k)
+
+
+@njit(inline="always", cache=True)
+def wrap(x: int, half: int) -> int:
+    """Two's-complement wrap into (−half, half], half = 2^(bits−1) (Lava LIF's u convention)."""
+    span = 2 * half
+    r = (x + half - 1) % span - half + 1
+    return r
+
+
+@njit(inline="always", cache=True)
+def saturate(x: int, limit: int) -> int:
+    """Clip into [−limit, limit], limit = 2^(bits−1) − 1 (Lava LIF's v convention)."""
+    return limit if x > limit else (-limit if x < -limit else x)
+
+
+@njit(inline="always", cache=True)
+def overflow(x: int, mode: int, half: int) -> tuple[int, int]:
+    """Apply a state's overflow rule; return (value, 1 if the rule changed it else 0)."""
+    y = wrap(x, half) if mode == WRAP else saturate(x, half - 1)
+    return y, 1 if y != x else 0

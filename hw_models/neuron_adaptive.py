@@ -1,0 +1,56 @@
+"""Fixed-point SiLIF / adLIF / cAdLIF neuron (and LIF, its reduction with no adaptation).
+
+The float step (``neurons.md`` §4.4) with every coefficient a k/2^F integer and every product
+truncated toward zero, as Loihi's decays are. States are in threshold units: θ ↔ 1.0.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from silif_deploy.hw_models.fixed_point import overflow, tz_mul
+
+
+class AdaptiveParams(NamedTuple):
+    """Integer parameters of an adaptive LIF layer (arrays hold one entry per neuron).
+
+    Integer update, F = ``frac_bits``, tz = truncation toward zero, A_t = a_t << ``input_shift``
+    (a_t: the Dense output), θ = ``threshold``::
+
+        w_t = ovf_w( tz(β·w_{t−1}, F) + tz(a·u_{t−1}, F) + b_spike·s_{t−1} )
+        u_t = ovf_u( tz(α·(u_{t−1} − θ·s_{t−1}), F) + tz(g·(A_t + bias − w_t), F) )
+        s_t = u_t > θ
+
+    with α = round(α_f·2^F), g = 2^F − α (so α + g is exactly 1), β = round(β_f·2^F),
+    a = round(a_f·2^F), b_spike = round(b_f·θ), bias = round(c·θ) for the folded BatchNorm offset c.
+    LIF is the case β = a = b_spike = 0 (w stays 0). ``u_mode``/``w_mode`` are the overflow rules
+    (0 wrap, 1 saturate) for a ``2·half``-wide state.
+    """
+
+    alpha: np.ndarray
+    gain: np.ndarray
+    beta: np.ndarray
+    a: np.ndarray
+    b_spike: np.ndarray
+    bias: np.ndarray
+    threshold: int
+    frac_bits: int
+    input_shift: int
+    half: int
+    u_mode: int
+    w_mode: int
+
+
+@njit(inline="always", cache=True)
+def adaptive_neuron(a_in, u, w, s, p, n):
+    """One step of neuron ``n``: ``(a_t, u, w, s) -> (s_t, u_t, w_t, overflow events)``."""
+    f = p.frac_bits
+    w_new = tz_mul(p.beta[n], w, f) + tz_mul(p.a[n], u, f) + p.b_spike[n] * s
+    w_new, ow = overflow(w_new, p.w_mode, p.half)
+    drive = (a_in << p.input_shift) + p.bias[n] - w_new
+    u_new = tz_mul(p.alpha[n], u - p.threshold * s, f) + tz_mul(p.gain[n], drive, f)
+    u_new, ou = overflow(u_new, p.u_mode, p.half)
+    return (1 if u_new > p.threshold else 0), u_new, w_new, ow + ou

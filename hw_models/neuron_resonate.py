@@ -1,0 +1,63 @@
+"""Fixed-point C-SiLIF and resonate-and-fire neurons: a real 2×2 rotation-decay per neuron.
+
+C-SiLIF in its exact real form (``neurons.md`` §5.5, v = 2u = p + i·q) and the Euler RF (§7) differ
+only in when the reset acts: C-SiLIF subtracts the threshold from p before the rotation, RF after.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from silif_deploy.hw_models.fixed_point import overflow, tz_mul
+
+
+class ResonateParams(NamedTuple):
+    """Integer parameters of a resonate layer (arrays hold one entry per neuron).
+
+    λ = λr + i·λi as k/2^F integers, g the input gain (k/2^F; the layer's largest |gain| is
+    folded into the weights and the bias), A_t = a_t << ``input_shift``, θ = ``threshold``.
+
+    ``reset_first = 1`` (C-SiLIF: reset before the rotation)::
+
+        r   = p_{t−1} − θ·s_{t−1}
+        p_t = ovf( tz(λr·r, F) − tz(λi·q_{t−1}, F) + tz(g·(A_t + bias), F) )
+        q_t = ovf( tz(λi·r, F) + tz(λr·q_{t−1}, F) )
+        s_t = p_t > θ
+
+    ``reset_first = 0`` (RF: reset after the update)::
+
+        p_t = ovf( tz(λr·p_{t−1}, F) − tz(λi·q_{t−1}, F) + tz(g·(A_t + bias), F) − θ·s_{t−1} )
+        q_t = ovf( tz(λi·p_{t−1}, F) + tz(λr·q_{t−1}, F) )
+        s_t = p_t > θ
+    """
+
+    lam_re: np.ndarray
+    lam_im: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+    threshold: int
+    frac_bits: int
+    input_shift: int
+    half: int
+    mode: int
+    reset_first: int
+
+
+@njit(inline="always", cache=True)
+def resonate_neuron(a_in, p_re, q_im, s, p, n):
+    """One step of neuron ``n``: ``(a_t, p, q, s) -> (s_t, p_t, q_t, overflow events)``."""
+    f = p.frac_bits
+    drive = tz_mul(p.gain[n], (a_in << p.input_shift) + p.bias[n], f)
+    if p.reset_first == 1:
+        r = p_re - p.threshold * s
+        p_new = tz_mul(p.lam_re[n], r, f) - tz_mul(p.lam_im[n], q_im, f) + drive
+        q_new = tz_mul(p.lam_im[n], r, f) + tz_mul(p.lam_re[n], q_im, f)
+    else:
+        p_new = tz_mul(p.lam_re[n], p_re, f) - tz_mul(p.lam_im[n], q_im, f) + drive - p.threshold * s
+        q_new = tz_mul(p.lam_im[n], p_re, f) + tz_mul(p.lam_re[n], q_im, f)
+    p_new, op = overflow(p_new, p.mode, p.half)
+    q_new, oq = overflow(q_new, p.mode, p.half)
+    return (1 if p_new > p.threshold else 0), p_new, q_new, op + oq
