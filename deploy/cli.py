@@ -16,6 +16,10 @@ from silif_deploy.errors import SilifDeployError
 
 COMMANDS = (
     "simulate",
+    "make-data",
+    "train",
+    "golden",
+    "verify",
 )
 
 EXIT_BAD_INPUT = 2

@@ -40,6 +40,9 @@ KINDS: dict[str, NeuronKind] = {
     "cuba": NeuronKind("cuba", CubaParams, cuba_neuron, ("u", "v"), 2),
 }
 
+HIDDEN_KINDS = tuple(name for name in KINDS if name != "cuba")
+"""The hidden-layer model types (the readout is always ``cuba``)."""
+
 
 class NeuronState(NamedTuple):
     """Explicit state of a layer: the kind's two states and the previous spike (int64 arrays)."""

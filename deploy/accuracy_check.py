@@ -1,0 +1,60 @@
+"""Float and fixed-point predictions of one model on labelled data, for accuracy budgets."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from silif_deploy.converters.datasets import InputData, load_input
+from silif_deploy.deploy.engines import load_float_model, source_kind
+from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.simulator import simulate
+
+BATCH = 256
+
+
+def model_binning(model) -> tuple[int, float] | None:
+    """The (nb_steps, max_time) a model was trained with, when its checkpoint recorded it."""
+    binning = model.config.extra.get("binning")
+    return (int(binning[0]), float(binning[1])) if binning else None
+
+
+def fixed_network(model_path: str | os.PathLike, model, profile: str | None) -> FixedPointNetwork:
+    """The artifact's network, or a checkpoint quantized in memory (weights-only ranges) under ``profile``."""
+    if source_kind(model_path) == "artifact":
+        from silif_deploy.converters.artifact import read_artifact
+
+        if profile is not None:
+            raise SilifDeployError("--profile applies to checkpoints; an artifact was quantized already")
+        return read_artifact(model_path)
+    from silif_deploy.converters.float_params import float_network
+    from silif_deploy.converters.quantize import quantize
+    from silif_deploy.hw_models.profile import load_profile
+
+    return quantize(float_network(model), load_profile(profile))
+
+
+def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> InputData:
+    data = load_input(data_path, n_channels=model.config.n_inputs, binning=binning or model_binning(model))
+    if data.labels is None:
+        raise SilifDeployError(f"'{data_path}' has no labels; --data needs labelled samples (.h5, or .npz with 'labels')")
+    return data
+
+
+def fixed_and_float_predictions(
+    model_path: str | os.PathLike, data_path: str | os.PathLike, binning: str | None = None,
+    profile: str | None = None, model_type: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (labels, float predictions, fixed-point predictions) over the whole data file."""
+    model = load_float_model(model_path, model_type=model_type)
+    data = load_labelled(data_path, model, binning)
+    network = fixed_network(model_path, model, profile)
+    float_pred, fixed_pred = [], []
+    for start in tqdm(range(0, len(data.x), BATCH), desc="float and fixed point", unit="batch", leave=False):
+        xb = data.x[start : start + BATCH]
+        float_pred.append(model.run(xb).prediction)
+        fixed_pred.append(simulate(network, xb).prediction)
+    return data.labels, np.concatenate(float_pred), np.concatenate(fixed_pred)

@@ -1,0 +1,29 @@
+"""``silif-deploy make-data``: synthesize the offline stand-in data set (``data.md`` §4)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from silif_deploy.deploy.synthetic_data import KINDS, make_data
+
+HELP = "synthesize offline stand-in data: SHD-like spoken digits (.h5) or GSC-like words (.npz), needs espeak-ng"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (synth_shd_{train,test}.h5 or synth_gsc.npz)")
+    p.add_argument("--kind", choices=KINDS, default="digits",
+                   help="digits: 20 English + German digits as SHD-layout spikes; gsc: 35 GSC words as Kaldi fbank features")
+    p.add_argument("--speakers", type=int, default=24, help="number of synthetic speakers; the last 25%% are test")
+    p.add_argument("--repetitions", type=int, default=2, help="utterances of each word per speaker")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-flite", action="store_true", help="espeak-ng voices only, even when flite is installed")
+    p.add_argument("--processes", type=int, default=2, help="worker processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    paths = make_data(args.out, kind=args.kind, n_speakers=args.speakers, repetitions=args.repetitions,
+                      seed=args.seed, use_flite=not args.no_flite, processes=args.processes)
+    print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - start:.1f} s")
+    return 0
