@@ -43,22 +43,33 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower() or "weights_only" in str(err).lower():
+        # "Unsupported global" (torch >= 2.4) / "Unsupported class" (older): a pickled object that
+        # needs its class's code. Other weights-only failures ("Unsupported operand") are garbage.
+        text = str(err).lower()
+        if "unsupported global" in text or "unsupported class" in text:
             raise SilifDeployError(
                 f"'{p}' needs arbitrary code to unpickle (not a plain state_dict); refused for safety. "
                 "Re-save it with torch.save(model.state_dict(), path)"
             ) from None
-        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint ({_first_line(err)})") from None
+        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable pickle data)") from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:
         raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint ({_first_line(err)})") from None
+    except Exception:  # noqa: BLE001 - the weights-only unpickler raises IndexError, KeyError, ... on garbage
+        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable pickle data)") from None
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
-        version = int(obj.get("format_version", 0))
+        try:
+            version = int(obj.get("format_version", 0))
+        except (TypeError, ValueError):
+            raise SilifDeployError(f"'{p}' is a damaged silif-deploy checkpoint (bad format_version)") from None
         if version > CHECKPOINT_VERSION:
             raise SilifDeployError(
                 f"'{p}' is a silif-deploy checkpoint of format version {version}; this tool reads up to "
                 f"{CHECKPOINT_VERSION}: upgrade silif-deploy"
             )
-        return dict(obj["state_dict"]), dict(obj["config"])
+        state, config = obj.get("state_dict"), obj.get("config")
+        if not isinstance(state, Mapping) or not isinstance(config, Mapping):
+            raise SilifDeployError(f"'{p}' is a damaged silif-deploy checkpoint (no state_dict or config)")
+        return dict(state), dict(config)
     if isinstance(obj, Mapping) and obj and all(isinstance(k, str) for k in obj):
         if not any(_LAYER_KEY.match(k) for k in obj):
             raise SilifDeployError(
@@ -115,6 +126,8 @@ def infer_config(state: Mapping[str, Any], model_type: str) -> dict[str, Any]:
     for i in indices:
         if f"snn.{i}.W.weight" not in state:
             raise SilifDeployError(f"missing key snn.{i}.W.weight")
+        if getattr(state[f"snn.{i}.W.weight"], "ndim", None) != 2:
+            raise SilifDeployError(f"'snn.{i}.W.weight' is not a 2-D weight tensor")
     hidden = [int(state[f"snn.{i}.W.weight"].shape[0]) for i in indices[:-1]]
     return {
         "model_type": model_type,
@@ -129,7 +142,10 @@ def build_model(state: Mapping[str, Any], config: Mapping[str, Any], source: str
     torch = import_torch()
     from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork
 
-    cfg = NetworkConfig(**{k: v for k, v in config.items() if k in NetworkConfig.__dataclass_fields__})
+    try:
+        cfg = NetworkConfig(**{k: v for k, v in config.items() if k in NetworkConfig.__dataclass_fields__})
+    except (TypeError, ValueError) as err:
+        raise SilifDeployError(f"{source}: invalid network configuration ({_first_line(err)})") from None
     torch.manual_seed(0)  # initial values are overwritten; the seed only keeps construction reproducible
     model = SpikingNetwork(cfg)
     expected = model.state_dict()
@@ -164,6 +180,13 @@ def load_model(path: str | os.PathLike, model_type: str | None = None, init_stat
     agree with the keys. ``init_state`` is ``"zeros"`` (hardware, default) or ``"random"`` (authors).
     """
     state, config = read_checkpoint(path)
+    if model_type is not None:
+        from silif_deploy.converters.torch_neurons import HIDDEN_LAYERS
+
+        if model_type not in HIDDEN_LAYERS:
+            raise SilifDeployError(
+                f"unknown model type '{model_type}'; choose one of: {', '.join(HIDDEN_LAYERS)}"
+            )
     if config is None:
         detected = None
         try:

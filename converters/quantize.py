@@ -138,6 +138,7 @@ def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: floa
         if adaptive:
             diag.update({
                 "beta_one_perfect_integrator": int(np.count_nonzero(beta == one)),
+                "beta_one_in_float": int(np.count_nonzero(c["beta"] == 1.0)),
                 "beta_one_with_coupling": int(np.count_nonzero((beta == one) & ((a != 0) | (c["b"] > 0)))),
                 "beta_zero": int(np.count_nonzero(beta == 0)),
                 "a_zeroed": int(np.count_nonzero((a == 0) & (c["a"] != 0))),

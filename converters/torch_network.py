@@ -42,6 +42,12 @@ class NetworkConfig:
         if self.init_state not in ("zeros", "random"):
             raise SilifDeployError(f"init_state must be 'zeros' or 'random', not '{self.init_state}'")
         self.hidden_sizes = [int(h) for h in self.hidden_sizes]
+        sizes = [int(self.n_inputs), *self.hidden_sizes, int(self.n_classes)]
+        if not self.hidden_sizes or min(sizes) < 1:
+            raise SilifDeployError(
+                f"layer sizes must be positive with at least one hidden layer, not {sizes} "
+                "(inputs, hidden..., classes)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,10 +16,13 @@ from silif_deploy.errors import SilifDeployError
 
 COMMANDS = (
     "simulate",
+    "inspect",
     "make-data",
     "train",
     "golden",
     "verify",
+    "report",
+    "compare",
 )
 
 EXIT_BAD_INPUT = 2

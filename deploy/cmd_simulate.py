@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from silif_deploy.deploy.reporting import write_simulation_report
 
-        write_simulation_report(args.model, data, result, args.report)
+        write_simulation_report(args.model, data, result, args.report, engine=args.engine, model_type=args.model_type)
     _print_summary(result, data.labels)
     return 0
 

@@ -81,6 +81,8 @@ def run_engine(
 
     network = read_artifact(path)
     _check_channels(x, network.n_inputs)
+    if network.input_frac_bits == 0:
+        _check_counts(x)
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 
@@ -93,3 +95,13 @@ def run_engine(
 def _check_channels(x: np.ndarray, n_inputs: int) -> None:
     if x.shape[-1] != n_inputs:
         raise SilifDeployError(f"input has {x.shape[-1]} channels, the model expects {n_inputs}")
+
+
+def _check_counts(x: np.ndarray) -> None:
+    """An artifact quantized for event counts (input_frac_bits 0) sends its input as it is: refuse
+    values that are not counts rather than round them silently."""
+    if x.size and (np.min(x) < 0 or not np.array_equal(x, np.floor(x))):
+        raise SilifDeployError(
+            "input holds negative or fractional values, but this artifact takes event counts (non-negative "
+            "integers); fix the input, or re-export with --calibrate on real-valued data"
+        )

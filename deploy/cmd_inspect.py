@@ -1,0 +1,55 @@
+"""``silif-deploy inspect``: what a fixed-point artifact holds, without running it."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+HELP = "print a fixed-point artifact's layers, bit widths, exponents, scales, provenance and warnings"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifact", help="fixed-point artifact (.loihi2.h5) written by: silif-deploy export MODEL --target loihi2")
+
+
+def run(args: argparse.Namespace) -> int:
+    from silif_deploy.converters.artifact import ARTIFACT_VERSION, read_artifact
+    from silif_deploy.converters.files import sha256_file
+    from silif_deploy.hw_models.metrics import layer_names, quantization_section
+
+    network = read_artifact(args.artifact)
+    prof = network.profile
+    sizes = " → ".join(str(n) for n in [network.n_inputs, *(layer.size for layer in network.layers)])
+    print(f"artifact: {args.artifact} (format version {ARTIFACT_VERSION}, sha256 {sha256_file(args.artifact)})")
+    print(f"model: {network.model_type}, {sizes}; input payload fraction bits {network.input_frac_bits}"
+          f"{' (event counts sent as they are)' if network.input_frac_bits == 0 else ''}; "
+          f"{network.delay} steps of Dense delay")
+    print(f"profile: {prof.name}: {prof.description}")
+    print(f"  weights {prof.weight_bits} bit (exponent {prof.weight_exp_min}…{prof.weight_exp_max}), states "
+          f"{prof.state_bits} bit, coefficients {prof.coefficient_bits} bit, overflow: current "
+          f"{prof.current_overflow}, membrane {prof.membrane_overflow}, adaptation {prof.adaptation_overflow}")
+    print("provenance:")
+    for key, value in sorted(network.provenance.items()):
+        if key != "hardware_profile_text":
+            print(f"  {key}: {value}")
+    print("layers:")
+    header = ("layer", "kind", "neurons", "fan-in", "w bits", "w exp", "w range", "nonzero w", "scale", "threshold")
+    rows = []
+    for name, layer in zip(layer_names(len(network.hidden)), network.layers):
+        w = layer.synapse.weights
+        threshold = getattr(layer.params, "threshold", None)
+        rows.append((name, layer.kind, str(layer.size), str(layer.synapse.fan_in), str(layer.synapse.num_weight_bits),
+                     str(layer.synapse.weight_exp), f"{int(w.min())}…{int(w.max())}",
+                     f"{np.count_nonzero(w):,}/{w.size:,}", str(layer.scale), "–" if threshold is None else str(threshold)))
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, *rows):
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    quant = quantization_section(network.quantization)
+    print(f"quantization: {'calibrated state ranges' if quant['calibrated'] else 'weights only (default state range)'}")
+    print(f"warnings ({len(quant['warnings'])}):" if quant["warnings"] else "warnings: none")
+    for line in quant["warnings"]:
+        print(f"  {line}")
+    if network.float_model is None:
+        print("  no float model inside: --engine float and fidelity reports need the source checkpoint")
+    return 0

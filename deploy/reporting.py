@@ -1,0 +1,336 @@
+"""The per-layer report on disk and on screen: JSON, Markdown table, PNG summary, console table.
+
+The numbers come from :mod:`silif_deploy.hw_models.metrics` (schema in ``docs/report.md``); this
+module evaluates runs batch by batch, renders and writes them (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from tqdm import tqdm
+
+from silif_deploy.converters.datasets import InputData
+from silif_deploy.converters.files import atomic_output, provenance, sha256_file
+from silif_deploy.deploy import energy_report
+from silif_deploy.hw_models import metrics
+from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.run_result import RunResult
+
+EVAL_BATCH = 32
+
+
+@dataclass
+class SampleTrace:
+    """One sample's outputs for the plot: hidden spikes (T, N) per layer and readout traces (T, K)."""
+
+    spikes: list[np.ndarray]
+    readout: np.ndarray
+    readout_float: np.ndarray | None
+
+
+@dataclass
+class Evaluation:
+    """A fixed-point run (and optionally its float reference) tallied over a whole input."""
+
+    tally: metrics.RunTally
+    fidelity: metrics.FidelityTally | None
+    trace: SampleTrace
+
+
+def _first_sample(fixed: RunResult, reference: RunResult | None) -> SampleTrace:
+    return SampleTrace([s[0] for s in fixed.spikes], fixed.readout_u[0],
+                       None if reference is None else reference.readout_u[0])
+
+
+def evaluate(
+    description: metrics.NetworkDescription,
+    x: np.ndarray,
+    run: Callable[[np.ndarray], RunResult],
+    reference: Callable[[np.ndarray], RunResult] | None = None,
+    labels: np.ndarray | None = None,
+    batch_size: int = EVAL_BATCH,
+    desc: str = "evaluating",
+) -> Evaluation:
+    """Run ``run`` (and ``reference``, the float model) over ``x`` in batches and tally both."""
+    tally = fidelity = trace = None
+    for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=len(x) <= batch_size):
+        xb = x[start : start + batch_size]
+        lb = None if labels is None else labels[start : start + batch_size]
+        out = run(xb)
+        ref = reference(xb) if reference is not None else None
+        t = metrics.tally_run(description, xb, out, lb)
+        tally = t if tally is None else tally + t
+        if ref is not None:
+            f = metrics.tally_fidelity(out, ref)
+            fidelity = f if fidelity is None else fidelity + f
+        if trace is None:
+            trace = _first_sample(out, ref)
+    return Evaluation(tally, fidelity, trace)  # type: ignore[arg-type]
+
+
+def profile_section(network: FixedPointNetwork) -> dict[str, Any]:
+    return {**network.profile.to_dict(), "text": network.profile.source_text}
+
+
+def artifact_provenance(network: FixedPointNetwork) -> dict[str, Any]:
+    """The artifact's provenance record without the profile text (the report's ``profile`` has it)."""
+    return {k: v for k, v in network.provenance.items() if k != "hardware_profile_text"}
+
+
+def model_section(network: FixedPointNetwork, source: str | os.PathLike) -> dict[str, Any]:
+    return {"source": Path(source).name, "n_inputs": network.n_inputs,
+            "hidden_sizes": [layer.size for layer in network.hidden], "n_classes": network.n_classes}
+
+
+# --------------------------------------------------------------------------------------------
+# Writers.
+
+
+def write_json(report: Mapping[str, Any], path: str | os.PathLike) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+
+
+def write_markdown(report: Mapping[str, Any], path: str | os.PathLike) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(render_markdown(report))
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and digits:
+        return f"{value:.{digits}f}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+
+
+def _agreement(report: Mapping[str, Any]) -> dict[str, float]:
+    fid = report.get("fidelity") or {}
+    return {layer["name"]: layer["spike_agreement"] for layer in fid.get("layers", [])}
+
+
+def table_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-layer table (one row per layer, then the totals)."""
+    agree = _agreement(report)
+    header = ["layer", "kind", "neurons", "buffers", "weights", "w bits", "w exp", "scale",
+              "SOP/sample", "eff. SOP", "spikes", "sparsity", "overflows", "spike agr."]
+    rows = []
+    for layer in report["layers"]:
+        rows.append([
+            layer["name"], layer["kind"], _fmt(layer["neurons"]), _fmt(layer["buffers"]),
+            f"{layer['weights']:,}/{layer['synapses']:,}", str(layer["weight_bits"]),
+            _fmt(layer.get("weight_exp")) if "weight_exp" in layer else "–",
+            _fmt(layer.get("state_scale")) if "state_scale" in layer else "–",
+            _fmt(layer["sop"]), _fmt(layer["effective_sop"]), _fmt(layer["spikes"], 1),
+            _fmt(layer["sparsity"], 4), _fmt(layer["overflow_events"], 1),
+            _fmt(agree.get(layer["name"]), 4),
+        ])
+    t = report["totals"]
+    rows.append(["total", "", _fmt(t["neurons"]), _fmt(t["buffers"]), f"{t['weights']:,}/{t['synapses']:,}",
+                 "", "", "", _fmt(t["sop"]), _fmt(t["effective_sop"]), _fmt(t["spikes"], 1),
+                 _fmt(t["sparsity"], 4), _fmt(t["overflow_events"], 1), ""])
+    return header, rows
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """Input, totals and fidelity in a few sentences (Markdown-safe)."""
+    inp, t = report["input"], report["totals"]
+    lines = [
+        f"Input: {inp.get('kind', 'file')}, {inp['samples']} samples × {inp['steps']} steps × "
+        f"{inp['channels']} channels; {inp['nonzero_bins']:,.1f} non-zero bins per sample "
+        f"(activity {100 * inp['activity']:.2f} %)"
+        + (f", {inp['events']:,.1f} events per sample." if inp.get("events") is not None else "."),
+        f"Per sample: SOP {t['sop']:,.2f}, effective SOP {t['effective_sop']:,.2f}, "
+        f"{t['spikes']:,.1f} hidden spikes, sparsity {_fmt(t['sparsity'], 5)}, "
+        f"{t['neuron_updates']:,} neuron updates over {t['steps']} steps; buffers {t['buffers']:,}, "
+        f"parameters {_fmt(t['parameters'])}.",
+    ]
+    if t.get("accuracy") is not None:
+        lines.append(f"Accuracy on the labels: {100 * t['accuracy']:.2f} %.")
+    fid = report.get("fidelity")
+    if fid:
+        lines.append(
+            f"Fixed vs float: prediction agreement {100 * fid['prediction_agreement']:.2f} % "
+            f"({fid['prediction_disagreements']} of {fid['samples']} differ); spike agreement "
+            + ", ".join(f"{layer['name']} {100 * layer['spike_agreement']:.3f} %" for layer in fid["layers"])
+            + f"; readout error max {fid['readout_max_abs_error']:.4g}, mean {fid['readout_mean_abs_error']:.4g} thresholds."
+        )
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    model = report.get("model") or {}
+    profile = report.get("profile")
+    title = f"# silif-deploy report: {model.get('source', model.get('model_type', ''))}"
+    meta = (f"Engine `{report['engine']}`, model type `{model.get('model_type')}`"
+            + (f", hardware profile `{profile['name']}`" if profile else "")
+            + f"; schema `{report['schema']}` v{report['schema_version']}"
+            + f", {report['provenance'].get('producer', 'silif-deploy')} {report['provenance'].get('producer_version', '')}.")
+    header, rows = table_rows(report)
+    out = [title, "", meta, "", *[f"- {line}" for line in summary_lines(report)], "",
+           "## Per layer (per sample)", "",
+           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    out += ["", "SOP: non-zero presynaptic activations × fan-out (input and readout synapses included); "
+            "effective SOP counts only non-zero weights; sparsity: fraction of silent steps per hidden "
+            "neuron; buffers: hidden neurons × states (`docs/report.md`)."]
+    quant = report.get("quantization")
+    if quant:
+        out += ["", "## Quantization", ""]
+        out += [f"- {w}" for w in quant["warnings"]] or ["- no warnings"]
+    out += energy_report.markdown_lines(report)  # energy + mapping sections, when present
+    return "\n".join(out) + "\n"
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The per-layer table as aligned plain text (for the terminal)."""
+    header, rows = table_rows(report)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def print_summary(report: Mapping[str, Any]) -> None:
+    print(format_table(report))
+    for line in summary_lines(report):
+        print(line)
+    quant = report.get("quantization")
+    if quant and quant["warnings"]:
+        print("quantization warnings:")
+        for w in quant["warnings"]:
+            print(f"  {w}")
+
+
+def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.PathLike) -> None:
+    """PNG summary: SOP and sparsity bars per layer, a spike raster per hidden layer (first sample),
+    and fixed vs float readout traces of the first sample's three highest-scoring classes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = report["layers"]
+    hidden = [layer for layer in layers if layer["sparsity"] is not None]
+    fid = {layer["name"]: layer for layer in (report.get("fidelity") or {}).get("layers", [])}
+    steps = report["input"]["steps"]
+    fig = plt.figure(figsize=(12, 4 + 2.2 * len(hidden)), constrained_layout=True)
+    grid = fig.add_gridspec(2 + len(hidden), 2, height_ratios=[1.2] + [1.0] * len(hidden) + [1.2])
+
+    ax = fig.add_subplot(grid[0, 0])
+    pos = np.arange(len(layers))
+    ax.bar(pos - 0.2, [layer["sop"] for layer in layers], 0.4, label="SOP")
+    ax.bar(pos + 0.2, [layer["effective_sop"] for layer in layers], 0.4, label="effective SOP")
+    ax.set_xticks(pos, [layer["name"] for layer in layers])
+    ax.set_ylabel("per sample")
+    ax.set_title(f"synaptic operations (total {report['totals']['sop']:,.0f})")
+    ax.legend()
+
+    ax = fig.add_subplot(grid[0, 1])
+    pos = np.arange(len(hidden))
+    ax.bar(pos - 0.2, [layer["sparsity"] for layer in hidden], 0.4, label=report["engine"])
+    if fid:
+        ax.bar(pos + 0.2, [1 - fid[layer["name"]]["spikes_float"] / (steps * layer["neurons"]) for layer in hidden],
+               0.4, label="float")
+    ax.set_xticks(pos, [layer["name"] for layer in hidden])
+    ax.set_ylim(min([layer["sparsity"] for layer in hidden] + [1.0]) * 0.98, 1.0)
+    ax.set_title("sparsity (fraction of silent steps per neuron)")
+    ax.legend()
+
+    for row, (layer, spikes) in enumerate(zip(hidden, trace.spikes), start=1):
+        ax = fig.add_subplot(grid[row, :])
+        t, n = np.nonzero(spikes)
+        ax.scatter(t, n, s=0.5, c="k", marker=".", linewidths=0)
+        ax.set_xlim(0, spikes.shape[0])
+        ax.set_ylim(0, spikes.shape[1])
+        ax.set_ylabel("neuron")
+        ax.set_title(f"{layer['name']} spikes, sample 0 ({len(t)} spikes)")
+
+    ax = fig.add_subplot(grid[-1, :])
+    top = np.argsort(trace.readout.sum(axis=0))[::-1][:3]
+    for k, color in zip(top, ("C0", "C1", "C2")):
+        ax.plot(trace.readout[:, k], color=color, label=f"class {k} ({report['engine']})")
+        if trace.readout_float is not None:
+            ax.plot(trace.readout_float[:, k], color=color, ls="--", label=f"class {k} (float)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("readout u")
+    ax.set_title("readout membrane, sample 0")
+    ax.legend(ncol=3, fontsize=8)
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# ``simulate --report``.
+
+
+def write_simulation_report(
+    model_path: str | os.PathLike,
+    data: InputData,
+    result: RunResult,
+    path: str | os.PathLike,
+    engine: str | None = None,
+    model_type: str | None = None,
+) -> dict[str, Any]:
+    """Write the per-layer report of ``result`` (the run of ``model_path`` on ``data``) to ``path``.
+
+    A fixed-point (or Lava) run of an artifact is compared with the float model the artifact
+    carries when PyTorch is available (``fidelity``); a float run reports the float model's counts.
+    """
+    from silif_deploy.deploy.engines import default_engine, load_float_model, source_kind
+
+    engine = engine or default_engine(model_path)
+    record = {"model_sha256": sha256_file(model_path), "input_sha256": data.source_sha256}
+    input_info = {"kind": "file", "sha256": data.source_sha256, "is_counts": data.is_counts}
+    kwargs: dict[str, Any] = {}
+    if source_kind(model_path) == "artifact":
+        from silif_deploy.converters.artifact import read_artifact
+
+        network = read_artifact(model_path)
+        model = model_section(network, model_path)
+        if engine == "float":
+            description = metrics.describe_float(network.float_model["config"], network.float_model["state_dict"])
+        else:
+            description = metrics.describe_fixed(network)
+            record["hardware_profile"] = network.profile.name
+            kwargs.update(profile=profile_section(network), quantization=network.quantization,
+                          fidelity=_fidelity_against_float(network, model_path, data.x, result))
+        record["artifact_provenance"] = artifact_provenance(network)
+    else:
+        float_model = load_float_model(model_path, model_type=model_type)
+        cfg = float_model.config.to_dict()
+        description = metrics.describe_float(cfg, {k: v.numpy() for k, v in float_model.state_dict().items()})
+        model = {"source": Path(model_path).name, "n_inputs": cfg["n_inputs"],
+                 "hidden_sizes": cfg["hidden_sizes"], "n_classes": cfg["n_classes"]}
+    tally = metrics.tally_run(description, data.x, result, data.labels)
+    report = metrics.build_report(description, tally, input_info=input_info,
+                                  provenance=provenance(**record), model=model, **kwargs)
+    write_json(report, path)
+    return report
+
+
+def _fidelity_against_float(network: FixedPointNetwork, artifact: str | os.PathLike, x: np.ndarray,
+                            fixed: RunResult) -> metrics.FidelityTally | None:
+    """Tally ``fixed`` against the artifact's float model; None without PyTorch or a float model."""
+    import importlib.util
+
+    if network.float_model is None or importlib.util.find_spec("torch") is None:
+        return None
+    from silif_deploy.converters.artifact import float_model_from_artifact
+
+    model = float_model_from_artifact(artifact)
+    tally = None
+    for start in tqdm(range(0, len(x), EVAL_BATCH), desc="float reference", unit="batch", disable=len(x) <= EVAL_BATCH):
+        window = slice(start, start + EVAL_BATCH)
+        part = RunResult(fixed.scores[window], [s[window] for s in fixed.spikes], fixed.readout_u[window])
+        t = metrics.tally_fidelity(part, model.run(x[window]))
+        tally = t if tally is None else tally + t
+    return tally
