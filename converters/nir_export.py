@@ -35,7 +35,7 @@ import numpy as np
 from silif_deploy.converters.datasets import BINNING
 from silif_deploy.converters.files import atomic_output, provenance
 from silif_deploy.converters.float_params import float_network
-from silif_deploy.converters.nir_interpret import PER_STEP_READING, li_decay
+from silif_deploy.converters.nir_interpret import PER_STEP_READING, li_step
 from silif_deploy.errors import SilifDeployError
 
 NIR_EXT = "silif-deploy"
@@ -159,17 +159,17 @@ def assemble(template: Template, nodes: dict[str, nir.NIRNode], metadata: dict[s
     )
 
 
-def payload_key(state_key: str) -> tuple[str, str]:
+def payload_key(key: str) -> tuple[str, str]:
     """Where a layer's ``state_dict`` entry goes: (``"affine"`` or ``"neuron"``, metadata key).
 
     W and the BatchNorm entries go to the Affine (``weight``, ``bn_<name>``), the neuron's trained
     parameters to the neuron node (``trained_<name>``). :func:`state_key` is the inverse.
     """
-    if state_key == "W.weight":
+    if key == "W.weight":
         return "affine", "weight"
-    if state_key.startswith("norm."):
-        return "affine", "bn_" + state_key.removeprefix("norm.")
-    return "neuron", "trained_" + state_key
+    if key.startswith("norm."):
+        return "affine", "bn_" + key.removeprefix("norm.")
+    return "neuron", "trained_" + key
 
 
 def state_key(meta_key: str) -> str | None:
@@ -223,7 +223,7 @@ def _adaptive_body(kind: str, c: dict[str, np.ndarray], dt: float, what: str) ->
     """SiLIF / adLIF / cAdLIF (and LIF, without w) as LIs with Scale couplings; ``nir.md`` §10.2."""
     alpha = c["alpha"].astype(np.float64)
     tau_u, degenerate_alpha = li_tau(alpha, dt, f"{what} alpha")
-    gain_u = 1.0 / (1.0 - li_decay(tau_u, dt))  # LI input enters times (1 − d): undo it on the couplings
+    gain_u = 1.0 / li_step(tau_u, dt)[1]  # an LI's input enters times (1 − d): undo it on the couplings
     h = alpha.shape[0]
     nodes = {
         "in": nir.Input(np.array([h])),
@@ -235,7 +235,7 @@ def _adaptive_body(kind: str, c: dict[str, np.ndarray], dt: float, what: str) ->
     flags = {"degenerate_alpha": degenerate_alpha}
     if kind != "lif":
         tau_w, degenerate_beta = li_tau(c["beta"], dt, f"{what} beta")
-        gain_w = 1.0 / (1.0 - li_decay(tau_w, dt))
+        gain_w = 1.0 / li_step(tau_w, dt)[1]
         nodes |= {
             "w": _li(tau_w),
             "w2u": nir.Scale(np.full(h, -1.0, dtype=np.float32)),
@@ -246,7 +246,9 @@ def _adaptive_body(kind: str, c: dict[str, np.ndarray], dt: float, what: str) ->
     return nodes, flags
 
 
-def resonate_terms(kind: str, c: dict[str, np.ndarray], euler_dt: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def resonate_terms(
+    kind: str, c: dict[str, np.ndarray], euler_dt: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(λ complex128, input gain, spike kick into p + i·q) of a C-SiLIF / RF layer in p, q form.
 
     C-SiLIF (v = 2u): p + iq ← λ·(p + iq − s) + 2b·I, so the kick is −λ. RF: p + iq ← λ·(p + iq)
@@ -267,8 +269,8 @@ def _resonate_body(kind: str, c: dict[str, np.ndarray], dt: float, euler_dt: flo
     magnitude = np.abs(lam)
     degenerate = (magnitude <= 0) | (magnitude >= 1)
     tau = _f32(-dt / np.log(np.where(degenerate, 0.5, magnitude)))
-    d = li_decay(tau, dt)
-    k = 1.0 / (1.0 - d)
+    d, weight = li_step(tau, dt)
+    k = 1.0 / weight
     h = lam.shape[0]
     nodes = {
         "in": nir.Input(np.array([h])),

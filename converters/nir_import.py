@@ -39,7 +39,7 @@ from silif_deploy.converters.nir_export import (
     state_key,
     template_edges,
 )
-from silif_deploy.converters.nir_interpret import li_decay
+from silif_deploy.converters.nir_interpret import li_step
 from silif_deploy.errors import SilifDeployError
 
 NIR_SERIES = "1.0"
@@ -126,10 +126,8 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
             f"{source} is a lossy '{meta.get('nir_ext_profile')}' export and cannot be rebuilt; "
             "export the checkpoint with --nir-profile exact"
         )
-    config = _config(meta, source)
+    config = _config(meta, source)  # NetworkConfig refuses an unknown model type
     kind, n_hidden = config["model_type"], len(config["hidden_sizes"])
-    if kind not in BODIES:
-        raise SilifDeployError(f"{source}: model type '{kind}' is not one silif-deploy writes ({', '.join(BODIES)})")
     template = graph_template(kind, n_hidden)
     _check_structure(graph, template, source)
     names = node_names(template)
@@ -169,7 +167,7 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
 
 
 def _check_version(meta: dict[str, Any], source: str) -> None:
-    version = int(meta.get("nir_ext_version", -1))
+    version = _int(meta.get("nir_ext_version"))
     if version < 1 or version > NIR_EXT_VERSION:
         raise SilifDeployError(
             f"{source} uses silif-deploy NIR extension version {version}; this tool reads 1…{NIR_EXT_VERSION}: "
@@ -178,11 +176,22 @@ def _check_version(meta: dict[str, Any], source: str) -> None:
 
 
 def _config(meta: dict[str, Any], source: str) -> dict[str, Any]:
+    """The NetworkConfig (as a dict) from the graph metadata: model_type, init_state, config_json."""
+    from silif_deploy.converters.torch_network import NetworkConfig
+
     try:
         rest = json.loads(str(meta["config_json"]))
-        return {**rest, "model_type": str(meta["model_type"]), "init_state": str(meta["init_state"])}
-    except (KeyError, ValueError) as err:
+        config = NetworkConfig(**rest, model_type=str(meta["model_type"]), init_state=str(meta["init_state"]))
+    except (KeyError, TypeError, ValueError) as err:
         raise SilifDeployError(f"{source}: graph metadata lacks a readable model config ({_first_line(err)})") from None
+    return config.to_dict()
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
 
 
 def _check_structure(graph: nir.NIRGraph, template, label: str) -> None:
@@ -198,7 +207,8 @@ def _check_structure(graph: nir.NIRGraph, template, label: str) -> None:
     for name, kind in expected.items():
         if found[name] != kind:
             raise SilifDeployError(f"{label}: node '{name}' is a {found[name]}, expected a {kind}; not handled here")
-    if set(map(tuple, graph.edges)) != set(template_edges(template)) or len(graph.edges) != len(template_edges(template)):
+    edges = template_edges(template)
+    if len(graph.edges) != len(edges) or set(map(tuple, graph.edges)) != set(edges):
         raise SilifDeployError(f"{label}: edges differ from what silif-deploy writes")
 
 
@@ -240,7 +250,7 @@ def _check_shapes(graph: nir.NIRGraph, names: dict[str, str], kind: str, sizes: 
 def _check_marker(meta: dict[str, Any], expected: str, label: str) -> None:
     if meta.get("nir_ext") != expected:
         raise SilifDeployError(f"{label}: payload marker nir_ext is {meta.get('nir_ext')!r}, expected '{expected}'")
-    if int(meta.get("nir_ext_version", -1)) != NIR_EXT_VERSION:
+    if _int(meta.get("nir_ext_version")) != NIR_EXT_VERSION:
         raise SilifDeployError(f"{label}: payload version {meta.get('nir_ext_version')} is not {NIR_EXT_VERSION}")
 
 
@@ -285,29 +295,29 @@ def _check_body(kind: str, graph: nir.NIRGraph, label: str) -> None:
     if kind in ("csilif", "rf"):
         tau_p, tau_q = _check_li(graph, names, "p", label), _check_li(graph, names, "q", label)
         _agree(label, "q time constant", tau_q, tau_p)
-        d = li_decay(tau_p, dt)
+        d, weight = li_step(tau_p, dt)
         coefficients = {k: _payload(meta, k, label) for k in (("lambda", "b") if kind == "csilif" else ("A", "lambda"))}
         euler_dt = float(_payload(meta, "euler_dt", label)) if kind == "rf" else None
         lam, gain, kick = resonate_terms(kind, coefficients, euler_dt)
-        _agree(label, "Re lambda (p self-coupling)", d + (1 - d) * _scale(graph, names, "p2p"), lam.real)
-        _agree(label, "Re lambda (q self-coupling)", d + (1 - d) * _scale(graph, names, "q2q"), lam.real)
-        _agree(label, "Im lambda (q to p)", -(1 - d) * _scale(graph, names, "q2p"), lam.imag)
-        _agree(label, "Im lambda (p to q)", (1 - d) * _scale(graph, names, "p2q"), lam.imag)
-        _agree(label, "input gain", (1 - d) * _scale(graph, names, "in2p"), gain)
-        _agree(label, "reset into p", (1 - d) * _scale(graph, names, "s2p"), kick.real)
+        _agree(label, "Re lambda (p self-coupling)", d + weight * _scale(graph, names, "p2p"), lam.real)
+        _agree(label, "Re lambda (q self-coupling)", d + weight * _scale(graph, names, "q2q"), lam.real)
+        _agree(label, "Im lambda (q to p)", -weight * _scale(graph, names, "q2p"), lam.imag)
+        _agree(label, "Im lambda (p to q)", weight * _scale(graph, names, "p2q"), lam.imag)
+        _agree(label, "input gain", weight * _scale(graph, names, "in2p"), gain)
+        _agree(label, "reset into p", weight * _scale(graph, names, "s2p"), kick.real)
         if kind == "csilif":
-            _agree(label, "reset into q", (1 - d) * _scale(graph, names, "s2q"), kick.imag)
+            _agree(label, "reset into q", weight * _scale(graph, names, "s2q"), kick.imag)
         return
-    d_u = li_decay(_check_li(graph, names, "u", label), dt)
+    d_u, weight_u = li_step(_check_li(graph, names, "u", label), dt)
     alpha = _payload(meta, "alpha", label)
     _agree(label, "alpha (u time constant)", d_u, alpha)
-    _agree(label, "alpha (reset s2u)", -(1 - d_u) * _scale(graph, names, "s2u"), alpha)
+    _agree(label, "alpha (reset s2u)", -weight_u * _scale(graph, names, "s2u"), alpha)
     if kind != "lif":
-        d_w = li_decay(_check_li(graph, names, "w", label), dt)
+        d_w, weight_w = li_step(_check_li(graph, names, "w", label), dt)
         _agree(label, "beta (w time constant)", d_w, _payload(meta, "beta", label))
         _agree(label, "w to u coupling", _scale(graph, names, "w2u"), -np.ones_like(d_w))
-        _agree(label, "a (u2w)", (1 - d_w) * _scale(graph, names, "u2w"), _payload(meta, "a", label))
-        _agree(label, "b (s2w)", (1 - d_w) * _scale(graph, names, "s2w"), _payload(meta, "b", label))
+        _agree(label, "a (u2w)", weight_w * _scale(graph, names, "u2w"), _payload(meta, "a", label))
+        _agree(label, "b (s2w)", weight_w * _scale(graph, names, "s2w"), _payload(meta, "b", label))
 
 
 def _check_readout_body(node: nir.LI, label: str) -> None:
@@ -315,7 +325,7 @@ def _check_readout_body(node: nir.LI, label: str) -> None:
     dt = float(_payload(meta, "dt", label))
     _agree(label, "r", node.r, np.ones_like(node.r))
     _agree(label, "v_leak", node.v_leak, np.zeros_like(node.v_leak))
-    _agree(label, "alpha (time constant)", li_decay(node.tau, dt), _payload(meta, "alpha", label))
+    _agree(label, "alpha (time constant)", li_step(node.tau, dt)[0], _payload(meta, "alpha", label))
 
 
 def _layer_state(affine_meta: dict[str, Any], neuron_meta: dict[str, Any], label: str) -> dict[str, np.ndarray]:
@@ -334,6 +344,8 @@ def _layer_state(affine_meta: dict[str, Any], neuron_meta: dict[str, Any], label
 
 def _check_coefficients(layer, meta: dict[str, Any], label: str) -> None:
     """The rebuilt layer computes exactly the payload's coefficients (same dtype, same bits)."""
+    if hasattr(layer, "dt_step") and float(_payload(meta, "euler_dt", label)) != layer.dt_step:
+        raise SilifDeployError(f"{label}: payload euler_dt {meta['euler_dt']} is not the RF layer's {layer.dt_step}")
     for key, value in layer.coefficients().items():
         computed = value.detach().cpu().numpy()
         stored = _payload(meta, key, label)

@@ -11,7 +11,7 @@ The graphs we write are meant to be read step by step with a fixed ``dt`` as fol
   of the previous step (zero at the first step);
 * several edges into one node are summed;
 * ``LI`` (ZOH, the input held over the step): ``v_t = d·v_{t−1} + (1 − d)·(r·x_t + v_leak)`` with
-  ``d = exp(−dt/τ)``, from ``v_0 = 0``;
+  ``d = exp(−dt/τ)`` and ``1 − d = −expm1(−dt/τ)``, from ``v_0 = 0``;
 * ``Threshold``: ``H(x_t − θ)`` with H strict (1 where x > θ), on the current value;
 * ``Affine``: ``W·x + b``; ``Linear``: ``W·x``; ``Scale``: ``s ⊙ x``; ``Input`` / ``Output`` pass
   their value through.
@@ -52,9 +52,14 @@ class Interpretation:
     traces: dict[str, np.ndarray]
 
 
-def li_decay(tau: np.ndarray, dt: float) -> np.ndarray:
-    """The per-step decay ``d = exp(−dt/τ)`` of an LI node under the reading (float64)."""
-    return np.exp(-dt / np.asarray(tau, dtype=np.float64))
+def li_step(tau: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """An LI node's per-step decay ``d = exp(−dt/τ)`` and input weight ``1 − d``, float64.
+
+    ``1 − d`` is evaluated as ``−expm1(−dt/τ)``: for d close to 1 (β ≈ 1 − 10⁻⁸ in the SiLIF
+    checkpoint) the subtraction would lose the digits that the couplings' 1/(1 − d) gains rely on.
+    """
+    rate = -dt / np.asarray(tau, dtype=np.float64)
+    return np.exp(rate), -np.expm1(rate)
 
 
 def node_size(node: nir.NIRNode) -> int:
@@ -93,9 +98,8 @@ class _GraphProgram:
         for src, dst in graph.edges:
             self.sources[dst].append((src, position[src] < position[dst]))
         self.sizes = {name: node_size(node) for name, node in graph.nodes.items()}
-        self.decay = {
-            name: li_decay(node.tau, dt)
-            for name, node in graph.nodes.items() if isinstance(node, nir.LI)
+        self.decay = {  # name → (d, 1 − d)
+            name: li_step(node.tau, dt) for name, node in graph.nodes.items() if isinstance(node, nir.LI)
         }
         self.children = {
             name: _GraphProgram(node, dt, f"{path}{name}.")
@@ -152,9 +156,9 @@ class _GraphProgram:
         if isinstance(node, nir.Threshold):
             return (x > np.asarray(node.threshold, dtype=np.float64)).astype(np.float64)
         if isinstance(node, nir.LI):
-            d = self.decay[name]
+            d, weight = self.decay[name]
             drive = np.asarray(node.r, dtype=np.float64) * x + np.asarray(node.v_leak, dtype=np.float64)
-            self.membrane[name] = d * self.membrane[name] + (1.0 - d) * drive
+            self.membrane[name] = d * self.membrane[name] + weight * drive
             return self.membrane[name]
         return self.children[name].step(x, record)  # NIRGraph
 

@@ -15,6 +15,7 @@ from silif_deploy import __version__
 from silif_deploy.errors import SilifDeployError
 
 COMMANDS = (
+    "export",
     "simulate",
     "inspect",
     "make-data",

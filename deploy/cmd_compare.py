@@ -35,7 +35,6 @@ COLUMNS = {
     "prediction_agreement": "pred. agreement",
     "spike_agreement": "spike agreement",
 }
-_BATCH = 32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 def compare_row(path: str, data, hardware, energy_profile: str, model_type: str | None) -> dict[str, Any]:
     """One model's row: float and fixed-point runs of ``data`` (InputData), their metrics, energy and fidelity."""
     from silif_deploy.deploy.energy_report import add_energy_sections
+    from silif_deploy.deploy.reporting import EVAL_BATCH
     from silif_deploy.errors import SilifDeployError
     from silif_deploy.hw_models import metrics
     from silif_deploy.hw_models.simulator import simulate
@@ -94,15 +94,15 @@ def compare_row(path: str, data, hardware, energy_profile: str, model_type: str 
         raise SilifDeployError(f"input has {x.shape[-1]} channels, '{path}' expects {network.n_inputs}")
     float_desc = metrics.describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
     fixed_desc = metrics.describe_fixed(network)
-    tally_float = tally_fixed = fidelity = None
-    for start in range(0, len(x), _BATCH):
-        xb = x[start : start + _BATCH]
-        lb = None if labels is None else labels[start : start + _BATCH]
+    tallies = None
+    for start in range(0, len(x), EVAL_BATCH):
+        xb = x[start : start + EVAL_BATCH]
+        lb = None if labels is None else labels[start : start + EVAL_BATCH]
         ref, out = model.run(xb), simulate(network, xb)
-        parts = (metrics.tally_run(float_desc, xb, ref, lb), metrics.tally_run(fixed_desc, xb, out, lb),
+        batch = (metrics.tally_run(float_desc, xb, ref, lb), metrics.tally_run(fixed_desc, xb, out, lb),
                  metrics.tally_fidelity(out, ref))
-        tally_float, tally_fixed, fidelity = parts if tally_float is None else (
-            tally_float + parts[0], tally_fixed + parts[1], fidelity + parts[2])
+        tallies = batch if tallies is None else tuple(a + b for a, b in zip(tallies, batch))
+    tally_float, tally_fixed, fidelity = tallies
     info = {"kind": "file", "is_counts": data.is_counts}
     float_report = metrics.build_report(float_desc, tally_float, input_info=info, provenance={})
     fixed_report = metrics.build_report(fixed_desc, tally_fixed, input_info=info, provenance={}, fidelity=fidelity)

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from silif_deploy.hw_models.energy_profile import load_energy_profile
     from silif_deploy.hw_models.simulator import simulate
 
-    load_energy_profile(args.energy_profile)  # a bad profile fails before the runs
     network = read_artifact(args.artifact)
+    energy_report.chip_mapping(network, load_energy_profile(args.energy_profile))  # refuse before the runs
     data = load_input(args.input, n_channels=network.n_inputs)
     description = metrics.describe_fixed(network)
     evaluation = reporting.evaluate(description, data.x, lambda xb: simulate(network, xb),

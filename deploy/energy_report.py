@@ -17,9 +17,9 @@ import os
 from typing import Any, Mapping
 
 from silif_deploy.converters.files import atomic_output
-from silif_deploy.hw_models.core_mapping import layer_shapes, map_to_cores
+from silif_deploy.hw_models.core_mapping import ChipMapping, layer_shapes, map_to_cores
 from silif_deploy.hw_models.energy import CAUSES, estimate_energy
-from silif_deploy.hw_models.energy_profile import DEFAULT_ENERGY_PROFILE, load_energy_profile
+from silif_deploy.hw_models.energy_profile import DEFAULT_ENERGY_PROFILE, EnergyProfile, load_energy_profile
 from silif_deploy.hw_models.metrics import json_safe
 from silif_deploy.hw_models.network import FixedPointNetwork
 
@@ -35,12 +35,17 @@ def add_energy_sections(
     Raises :class:`~silif_deploy.errors.SilifDeployError` when the network cannot fit one chip.
     """
     profile = load_energy_profile(energy_profile)
-    chip = profile if profile.chip_figure("cores_per_chip") is not None else load_energy_profile(DEFAULT_ENERGY_PROFILE)
-    mapping = map_to_cores(layer_shapes(network), chip)
+    mapping = chip_mapping(network, profile)
     estimate = estimate_energy(report["layers"], profile, cores=mapping.cores,
                                input_steps=report["totals"]["input_steps"])
     return {**report, "mapping": json_safe(mapping.to_dict()),
             "energy": json_safe({**estimate.to_dict(), "profile": profile.to_dict()})}
+
+
+def chip_mapping(network: FixedPointNetwork, profile: EnergyProfile) -> ChipMapping:
+    """Placement on the chip of ``profile``, or of the default profile when it has no chip figures."""
+    chip = profile if profile.chip_figure("cores_per_chip") is not None else load_energy_profile(DEFAULT_ENERGY_PROFILE)
+    return map_to_cores(layer_shapes(network), chip)
 
 
 def _uj(value: float | None) -> str:

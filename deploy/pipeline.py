@@ -16,23 +16,24 @@ Steps (every file is written atomically; inputs are all checked before the first
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from silif_deploy.converters.artifact import read_artifact, write_artifact
 from silif_deploy.converters.files import provenance, sha256_file
-from silif_deploy.deploy import reporting
+from silif_deploy.deploy import energy_report, reporting
+from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
 from silif_deploy.hw_models import metrics
 from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.simulator import simulate
 
-ARTIFACT_SUFFIX = ".loihi2.h5"
 REPORT_FILES = ("report.json", "report.md", "report.png")
 
 
@@ -74,11 +75,6 @@ class ExportResult:
     seconds: float
 
 
-def artifact_name(model_path: str | os.PathLike) -> str:
-    """``ssc_silif_2x512.pth`` → ``ssc_silif_2x512``."""
-    return Path(model_path).stem
-
-
 def calibration_ranges(model, x: np.ndarray, batch_size: int = reporting.EVAL_BATCH) -> tuple[list[float], float]:
     """:func:`~silif_deploy.converters.float_params.state_ranges` over ``x`` in batches (max over batches)."""
     from silif_deploy.converters.float_params import state_ranges
@@ -91,6 +87,32 @@ def calibration_ranges(model, x: np.ndarray, batch_size: int = reporting.EVAL_BA
     return hidden, readout  # type: ignore[return-value]
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of a file, None when absent: atomic writes replace the inode."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+@contextlib.contextmanager
+def _all_or_nothing(outdir: Path, paths: list[Path]) -> Iterator[None]:
+    """Remove the files an export wrote before failing part-way (and ``outdir`` when it created it);
+    files of an earlier export that this one did not replace stay."""
+    created = not outdir.exists()
+    before = {path: _identity(path) for path in paths}
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            if _identity(path) not in (None, before[path]):
+                path.unlink()
+        if created and outdir.is_dir() and not any(outdir.iterdir()):
+            outdir.rmdir()
+        raise
+
+
 def export_loihi2(
     model_path: str | os.PathLike,
     outdir: str | os.PathLike,
@@ -98,60 +120,67 @@ def export_loihi2(
     profile: str | os.PathLike | None = None,
     calibrate: str | os.PathLike | None = None,
     probe: SyntheticProbe | None = None,
+    model=None,
 ) -> ExportResult:
-    """Export a checkpoint to Loihi 2 fixed point and report on it (module docstring)."""
-    from silif_deploy.converters.checkpoint import load_model
+    """Export a checkpoint (or NIR file) to Loihi 2 fixed point and report on it (module docstring).
+
+    ``model``: the float model of ``model_path`` when the caller has loaded it already.
+    """
     from silif_deploy.converters.datasets import load_input
     from silif_deploy.converters.float_params import float_network
     from silif_deploy.converters.nir_export import write_nir
     from silif_deploy.converters.nir_import import model_from_nir_file
     from silif_deploy.converters.quantize import quantize
+    from silif_deploy.deploy.cmd_export import model_name
 
     started = time.perf_counter()
     hw = load_profile(profile)
-    model = load_model(model_path, model_type=model_type)
+    model = model if model is not None else load_float_model(model_path, model_type=model_type)
     data = load_input(calibrate, n_channels=model.config.n_inputs) if calibrate is not None else None
     out = Path(outdir)
-    name = artifact_name(model_path)
+    name = model_name(Path(model_path))
+    source_sha256 = sha256_file(model_path)
     nir_path, artifact_path = out / f"{name}.nir", out / f"{name}{ARTIFACT_SUFFIX}"
 
-    write_nir(model, nir_path)
-    nir_model = model_from_nir_file(nir_path)
-    calibration: dict[str, Any] = {}
-    if data is not None:
-        ranges, readout_range = calibration_ranges(nir_model, data.x)
-        calibration = {"state_ranges": ranges, "readout_range": readout_range, "calibration_input": data.x}
-    network = quantize(float_network(nir_model), hw, **calibration)
-    network.provenance = provenance(
-        source_checkpoint=Path(model_path).name, source_sha256=sha256_file(model_path),
-        nir_sha256=sha256_file(nir_path), model_type=model.config.model_type,
-        hardware_profile=hw.name, hardware_profile_text=hw.source_text,
-        calibration_sha256=None if data is None else data.source_sha256,
-    )
-    network.float_model = {"config": model.config.to_dict(),
-                           "state_dict": {k: v.numpy() for k, v in model.state_dict().items()}}
-    write_artifact(network, artifact_path)
-
-    network = read_artifact(artifact_path)
-    if data is not None:
-        x, labels = data.x, data.labels
-        input_info = {"kind": "file", "path": str(calibrate), "sha256": data.source_sha256, "is_counts": data.is_counts}
-    else:
-        probe = probe or SyntheticProbe()
-        x, labels = probe.generate(network.n_inputs), None
-        input_info = {"kind": "synthetic-probe", "probe": asdict(probe), "is_counts": True}
-    description = metrics.describe_fixed(network)
-    evaluation = reporting.evaluate(description, x, lambda xb: simulate(network, xb), model.run, labels,
-                                    desc="fixed + float runs")
-    report = metrics.build_report(
-        description, evaluation.tally, input_info=input_info,
-        provenance=provenance(artifact_sha256=sha256_file(artifact_path), input_sha256=input_info.get("sha256"),
-                              hardware_profile=hw.name, artifact_provenance=reporting.artifact_provenance(network)),
-        profile=reporting.profile_section(network), fidelity=evaluation.fidelity,
-        quantization=network.quantization, model=reporting.model_section(network, model_path),
-    )
     json_path, md_path, png_path = (out / f for f in REPORT_FILES)
-    reporting.write_json(report, json_path)
-    reporting.write_markdown(report, md_path)
-    reporting.write_plot(report, evaluation.trace, png_path)
+    with _all_or_nothing(out, [nir_path, artifact_path, json_path, md_path, png_path]):
+        write_nir(model, nir_path, source_sha256=source_sha256)
+        nir_model = model_from_nir_file(nir_path)
+        calibration: dict[str, Any] = {}
+        if data is not None:
+            ranges, readout_range = calibration_ranges(nir_model, data.x)
+            calibration = {"state_ranges": ranges, "readout_range": readout_range, "calibration_input": data.x}
+        network = quantize(float_network(nir_model), hw, **calibration)
+        network.provenance = provenance(
+            source_checkpoint=Path(model_path).name, source_sha256=source_sha256,
+            nir_sha256=sha256_file(nir_path), model_type=model.config.model_type,
+            hardware_profile=hw.name, hardware_profile_text=hw.source_text,
+            calibration_sha256=None if data is None else data.source_sha256,
+        )
+        network.float_model = {"config": model.config.to_dict(),
+                               "state_dict": {k: v.numpy() for k, v in model.state_dict().items()}}
+        write_artifact(network, artifact_path)
+
+        network = read_artifact(artifact_path)
+        if data is not None:
+            x, labels = data.x, data.labels
+            input_info = {"kind": "file", "path": str(calibrate), "sha256": data.source_sha256, "is_counts": data.is_counts}
+        else:
+            probe = probe or SyntheticProbe()
+            x, labels = probe.generate(network.n_inputs), None
+            input_info = {"kind": "synthetic-probe", "probe": asdict(probe), "is_counts": True}
+        description = metrics.describe_fixed(network)
+        evaluation = reporting.evaluate(description, x, lambda xb: simulate(network, xb), model.run, labels,
+                                        desc="fixed + float runs")
+        report = metrics.build_report(
+            description, evaluation.tally, input_info=input_info,
+            provenance=provenance(artifact_sha256=sha256_file(artifact_path), input_sha256=input_info.get("sha256"),
+                                  hardware_profile=hw.name, artifact_provenance=reporting.artifact_provenance(network)),
+            profile=reporting.profile_section(network), fidelity=evaluation.fidelity,
+            quantization=network.quantization, model=reporting.model_section(network, model_path),
+        )
+        report = energy_report.add_energy_sections(report, network)  # energy + mapping (docs/energy.md)
+        reporting.write_json(report, json_path)
+        reporting.write_markdown(report, md_path)
+        reporting.write_plot(report, evaluation.trace, png_path)
     return ExportResult(nir_path, artifact_path, json_path, md_path, png_path, report, time.perf_counter() - started)

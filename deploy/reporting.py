@@ -106,7 +106,7 @@ def _fmt(value: Any, digits: int = 0) -> str:
     if value is None:
         return "–"
     if isinstance(value, float) and digits:
-        return f"{value:.{digits}f}"
+        return f"{value:,.{digits}f}"
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 
@@ -151,6 +151,9 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"{t['neuron_updates']:,} neuron updates over {t['steps']} steps; buffers {t['buffers']:,}, "
         f"parameters {_fmt(t['parameters'])}.",
     ]
+    if t.get("overflow_events"):
+        lines.append(f"{t['overflow_events']:,.1f} states per sample hit their overflow limit (wrap or saturate): "
+                     "states outgrow the scale; export with --calibrate INPUT on representative data.")
     if t.get("accuracy") is not None:
         lines.append(f"Accuracy on the labels: {100 * t['accuracy']:.2f} %.")
     fid = report.get("fidelity")

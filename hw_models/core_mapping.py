@@ -10,7 +10,7 @@ Every layer is split evenly over the fewest cores that satisfy, per core (figure
     neurons · destination cores ≤ fan_out_per_core            (output axons: one per neuron and core
                                                               of the next layer; the readout's 1 = host)
 
-and the network must fit one chip: Σ cores ≤ cores_per_chip, Σ weights ≤ synapses_per_chip (when
+and the network must fit one chip: Σ cores ≤ cores_per_chip, Σ synapses ≤ synapses_per_chip (when
 given). Routing tables, microcode and delays are not counted. A fan-in above the axon limit cannot
 be split across cores (no multi-compartment merging is modelled) and is refused.
 """
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.energy_profile import EnergyProfile
+from silif_deploy.hw_models.energy_profile import Constant, EnergyProfile
 from silif_deploy.hw_models.metrics import layer_names
 from silif_deploy.hw_models.network import FixedPointNetwork
 
@@ -41,7 +41,7 @@ class LayerShape:
     state_bits: int
 
     @property
-    def weights(self) -> int:
+    def synapses(self) -> int:
         return self.neurons * self.fan_in
 
 
@@ -65,7 +65,9 @@ class LayerPlacement:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class ChipMapping:
+    """A network placed on one chip: per-layer placements and the chip figures used, with their status."""
+
     profile: str
     layers: list[LayerPlacement]
     total_cores: int
@@ -98,7 +100,7 @@ def layer_shapes(network: FixedPointNetwork) -> list[LayerShape]:
     return shapes
 
 
-def map_to_cores(shapes: list[LayerShape], profile: EnergyProfile) -> Mapping:
+def map_to_cores(shapes: list[LayerShape], profile: EnergyProfile) -> ChipMapping:
     """Place ``shapes`` (input side first) on one chip of ``profile``; refuse what cannot fit."""
     figures = _figures(profile)
     value = {name: int(c.value) for name, c in figures.items()}
@@ -116,19 +118,18 @@ def map_to_cores(shapes: list[LayerShape], profile: EnergyProfile) -> Mapping:
             f"cores_per_chip = {figures['cores_per_chip'].describe()}; make the layers smaller"
         )
     synapses = figures.get("synapses_per_chip")
-    n_weights = sum(s.weights for s in shapes)
-    if synapses is not None and n_weights > synapses.value:
+    n_synapses = sum(s.synapses for s in shapes)
+    if synapses is not None and n_synapses > synapses.value:
         raise SilifDeployError(
-            f"network does not fit one {profile.name} chip: {n_weights:,} synapses break "
+            f"network does not fit one {profile.name} chip: {n_synapses:,} synapses break "
             f"synapses_per_chip = {synapses.describe()}; make the layers smaller"
         )
-    return Mapping(profile.name, placements, total,
-                   {k: {"value": c.value, "unit": c.unit, "status": c.status, "source": c.source}
-                    for k, c in figures.items()},
-                   profile.state_in_core_memory)
+    described = {k: {"value": c.value, "unit": c.unit, "status": c.status, "source": c.source}
+                 for k, c in figures.items()}
+    return ChipMapping(profile.name, placements, total, described, profile.state_in_core_memory)
 
 
-def _figures(profile: EnergyProfile) -> dict:
+def _figures(profile: EnergyProfile) -> dict[str, Constant]:
     figures = {name: profile.chip_figure(name) for name in (*_REQUIRED_FIGURES, "synapses_per_chip")}
     missing = [name for name in _REQUIRED_FIGURES if figures[name] is None]
     if missing:

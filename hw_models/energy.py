@@ -178,7 +178,8 @@ def _step_time_ns(layers: Sequence[Mapping[str, Any]], cores: Sequence[int], pro
 
 def _not_charged(profile: EnergyProfile, has_timing: bool) -> list[str]:
     missing = [f"{event} (not in profile)" for event in
-               ("neuron_update_inactive", "spike_out", "spike_message", "dense_mac") if event not in profile.costs]
+               ("synaptic_op", "neuron_update_active", "neuron_update_inactive", "spike_out", "spike_message",
+                "dense_mac") if event not in profile.costs]
     if "static" not in profile.costs:
         missing.append("static (not in profile)")
     elif not has_timing:

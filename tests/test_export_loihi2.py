@@ -111,7 +111,7 @@ def test_float_engine_on_the_artifact_is_the_checkpoint_float_run(default_export
     for key, value in runs["checkpoint"].items():
         np.testing.assert_array_equal(runs["artifact"][key], value, err_msg=key)
     golden_file = np.load(golden_path("silif"))
-    np.testing.assert_array_equal(runs["artifact"]["spikes_0"], golden_file["spikes_l0"].astype(bool))
+    np.testing.assert_array_equal(runs["artifact"]["spikes_0"], np.unpackbits(golden_file["spikes_l0"], axis=-1).astype(bool))
 
 
 def test_simulate_report_states_fidelity_on_the_golden_input(default_export, golden, tmp_path, capsys):
@@ -247,3 +247,17 @@ def test_same_artifact_and_input_give_identical_outputs(default_export, golden, 
         for key in runs[0]:
             assert other[key].dtype == runs[0][key].dtype
             assert other[key].tobytes() == runs[0][key].tobytes(), key
+
+
+def test_export_failing_part_way_leaves_nothing(tmp_path, capsys, monkeypatch):
+    from silif_deploy.deploy import reporting
+    from silif_deploy.errors import SilifDeployError
+
+    def fail(*args, **kwargs):
+        raise SilifDeployError("plot failed")
+
+    monkeypatch.setattr(reporting, "write_plot", fail)
+    outdir = tmp_path / "partial"
+    assert main(["export", str(checkpoint_path("silif")), "--target", "loihi2", "-o", str(outdir)]) == 2
+    assert "plot failed" in capsys.readouterr().err
+    assert not outdir.exists()

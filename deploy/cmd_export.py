@@ -1,0 +1,102 @@
+"""``silif-deploy export``: write a model in a deployment format.
+
+Targets are functions in :data:`TARGETS`, ``target(job, args) -> [written paths]``; a new target
+adds an entry (and its own options in :func:`add_arguments`). Every target writes under
+``job.outdir`` (default ``out/<name>``, name = the model file's stem), atomically: a failed export
+leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from silif_deploy.converters.files import sha256_file
+from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
+from silif_deploy.errors import SilifDeployError
+
+HELP = ("export a checkpoint (or NIR file) for deployment: --target nir writes OUTDIR/<name>.nir "
+        "(OUTDIR/<name>.lif-compat.nir with --nir-profile lif-compat); --target loihi2 writes <name>.nir, "
+        "the fixed-point <name>.loihi2.h5 and report.json/.md/.png")
+DEFAULT_OUT_ROOT = Path("out")
+
+
+@dataclass
+class ExportJob:
+    """What every target receives: the eval-mode float model and where its outputs go."""
+
+    model: object
+    source: Path
+    source_sha256: str
+    outdir: Path
+    name: str
+
+    def output(self, suffix: str) -> Path:
+        """``OUTDIR/<name><suffix>``, e.g. ``job.output(".nir")``."""
+        return self.outdir / f"{self.name}{suffix}"
+
+
+def _export_nir(job: ExportJob, args: argparse.Namespace) -> list[Path]:
+    import nir
+
+    from silif_deploy.converters.nir_export import write_nir
+
+    # the lossy file never takes the exact file's name: a pipeline reading <name>.nir must get the exact one
+    suffix = ".nir" if args.nir_profile == "exact" else f".{args.nir_profile}.nir"
+    path = write_nir(job.model, job.output(suffix), source_sha256=job.source_sha256, profile=args.nir_profile)
+    cfg = job.model.config
+    print(f"NIR {nir.version}, profile {args.nir_profile}{' (lossy)' if args.nir_profile != 'exact' else ''}: "
+          f"{cfg.model_type} {cfg.n_inputs} -> {' -> '.join(map(str, cfg.hidden_sizes))} -> {cfg.n_classes}")
+    return [path]
+
+
+def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
+    from silif_deploy.deploy.pipeline import export_loihi2
+    from silif_deploy.deploy.reporting import print_summary
+
+    result = export_loihi2(job.source, job.outdir, model_type=args.model_type, profile=args.profile,
+                           calibrate=args.calibrate, model=job.model)
+    print_summary(result.report)
+    print(f"export took {result.seconds:.1f} s")
+    return [result.nir, result.artifact, result.report_json, result.report_md, result.report_png]
+
+
+TARGETS: dict[str, Callable[[ExportJob, argparse.Namespace], list[Path]]] = {"nir": _export_nir, "loihi2": _export_loihi2}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from silif_deploy.converters.nir_export import PROFILES
+
+    p.add_argument("model", help="checkpoint (.pt/.pth) or NIR file (.nir)")
+    p.add_argument("--target", required=True, choices=sorted(TARGETS), help="output format")
+    p.add_argument("-o", "--outdir", default=None, help=f"output folder (default: {DEFAULT_OUT_ROOT}/<name>)")
+    p.add_argument("--model-type", default=None, help="needed for adLIF / cAdLIF checkpoints (identical keys)")
+    p.add_argument("--nir-profile", choices=PROFILES, default="exact",
+                   help="exact (default: round-trips bit-exactly) or lif-compat "
+                        "(lossy: one LIF per layer, for snntorch)")
+    p.add_argument("--profile", default=None, metavar="NAME_OR_TOML",
+                   help="loihi2: hardware profile, loihi2 (default), loihi2-wide or a .toml path")
+    p.add_argument("--calibrate", default=None, metavar="INPUT",
+                   help="loihi2: input file to calibrate state ranges on (and to report on); default: weights only, "
+                        "reported on a synthetic SSC-like probe")
+
+
+def model_name(source: Path) -> str:
+    """The checkpoint's stem: ``ssc_silif_2x512.pth`` → ``ssc_silif_2x512``."""
+    name = source.name
+    return name[: -len(ARTIFACT_SUFFIX)] if name.lower().endswith(ARTIFACT_SUFFIX) else source.stem
+
+
+def run(args: argparse.Namespace) -> int:
+    source = Path(args.model)
+    model = load_float_model(source, model_type=args.model_type)
+    if args.model_type is not None and model.config.model_type != args.model_type:
+        raise SilifDeployError(f"'{source}' holds a {model.config.model_type} network, not {args.model_type}")
+    name = model_name(source)
+    outdir = Path(args.outdir) if args.outdir else DEFAULT_OUT_ROOT / name
+    job = ExportJob(model=model, source=source, source_sha256=sha256_file(source), outdir=outdir, name=name)
+    for path in TARGETS[args.target](job, args):
+        print(f"wrote {path}")
+    return 0
