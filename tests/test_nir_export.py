@@ -249,8 +249,7 @@ def test_node_order_is_part_of_the_meaning(random_exports):
 
 def test_nirtorch_runs_the_body_with_plain_node_maps(golden_exports):
     """nirtorch 2.6 delays back-edges by node order too (nir.md §6): float32 node maps reproduce SiLIF."""
-    import nirtorch
-
+    nirtorch = pytest.importorskip("nirtorch", reason="the interop extra provides nirtorch")
     from silif_deploy.converters.nir_interpret import li_step
 
     model, _, path, x = golden_exports["silif"]
@@ -346,6 +345,7 @@ def test_edited_file_is_refused_naming_the_layer(silif_file, golden_exports, tmp
 
 
 def test_lif_compat_profile_loads_and_runs_in_snntorch(tmp_path, capsys):
+    pytest.importorskip("snntorch", reason="the interop extra provides snntorch")
     from snntorch import Leaky
     from snntorch.import_nir import import_from_nir
 
