@@ -103,7 +103,7 @@ def train(data_path: str | os.PathLike, out_path: str | os.PathLike, cfg: TrainC
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
         valid_acc = evaluate(model, x_valid, y_valid)

@@ -65,5 +65,6 @@ class FixedPointNetwork:
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """The graded payload the input source sends: round(x·2^f), clipped to the message width."""
         limit = (1 << self.profile.input_message_bits) - 1
-        scaled = np.rint(np.asarray(x, np.float64) * (1 << self.input_frac_bits))
+        # 2.0**f, not 1 << f: f < 0 when real inputs peak above the payload width
+        scaled = np.rint(np.asarray(x, np.float64) * 2.0**self.input_frac_bits)
         return np.clip(scaled, -limit, limit).astype(np.int64)

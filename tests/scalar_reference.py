@@ -1,0 +1,262 @@
+"""A slow scalar reference of the fixed-point network, written straight from the integer spec.
+
+Sources: ``loihi_lava.md`` §2 (Dense delivers one step later), §3.1 (Dense), §3.2 (LIF), and the
+docstrings of ``hw_models/{neuron_adaptive,neuron_resonate,neuron_cuba,dense,simulator}.py``.
+Python ints only, one neuron and one step at a time, a Lava-style process loop (every Dense keeps
+the accumulation of the previous step and sends it first). It shares no code with the simulator:
+it reads a ``FixedPointNetwork`` only as plain lists and ints.
+
+Every arithmetic step is checked to stay inside the domain the spec is written for: Dense
+outputs travel on Lava's int32 channel, and every product fits a 64-bit register (what Loihi's
+microcode and the simulator's kernels compute in).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+DECAY_ONE = 4096  # Lava LIF: 12-bit decays, unity = 2^12
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def tz(x: int, k: int) -> int:
+    """Divide by 2^k truncating toward zero: sign(x)·(|x| >> k)."""
+    _in_int64(x)
+    magnitude = abs(x) >> k
+    return magnitude if x >= 0 else -magnitude
+
+
+def arithmetic_shift(x: int, e: int) -> int:
+    """x << e for e ≥ 0, else x >> −e, which floors for negative x (Python's >> is arithmetic)."""
+    return x << e if e >= 0 else x >> -e
+
+
+def wrap(x: int, half: int) -> int:
+    """Two's-complement wrap into (−half, half] (Lava LIF's u: u − 2^24 if u > 2^23, + 2^24 if u ≤ −2^23)."""
+    r = x % (2 * half)  # in [0, 2·half)
+    return r - 2 * half if r > half else r
+
+
+def saturate(x: int, half: int) -> int:
+    """Clip into [−(half − 1), half − 1]."""
+    limit = half - 1
+    return max(-limit, min(limit, x))
+
+
+def _in_int64(x: int) -> None:
+    if abs(x) > INT64_MAX:
+        raise OverflowError(f"intermediate {x} does not fit 64 bits: outside the spec's domain")
+
+
+@dataclass
+class Events:
+    """What overflow rules did, counted per (kind, state, rule); ``changed`` counts as the simulator's
+    per-sample overflow events (a rule that changed the value)."""
+
+    by_state: Counter = field(default_factory=Counter)
+
+    def apply(self, x: int, rule: int, half: int, kind: str, state: str) -> int:
+        y = wrap(x, half) if rule == 0 else saturate(x, half)
+        if y != x:
+            self.by_state[(kind, state, "wrap" if rule == 0 else "saturate")] += 1
+        return y
+
+    @property
+    def changed(self) -> int:
+        return sum(self.by_state.values())
+
+
+# ------------------------------------------------------------------------------------ Dense
+
+
+def lava_weights(rows: list[list[int]], num_weight_bits: int) -> list[list[int]]:
+    """Dense weights as Lava keeps them (§3.1, sign mode MIXED as ``weight_grid`` states):
+    clip to [−256, 255], then drop k = 8 − bits + 1 low bits (floor). Wider weights are plain ints."""
+    if num_weight_bits > 8:
+        limit = 2 ** (num_weight_bits - 1)
+        assert all(-limit <= w < limit for row in rows for w in row), "weight outside its width"
+        return rows
+    k = 8 - num_weight_bits + 1
+    return [[(max(-256, min(255, w)) >> k) << k for w in row] for row in rows]
+
+
+class Dense:
+    """Lava's ``PyDenseModelBitAcc`` per step: send the previous accumulation, then accumulate."""
+
+    def __init__(self, weights: list[list[int]], weight_exp: int, graded: bool):
+        self.weights = weights
+        self.weight_exp = weight_exp
+        self.graded = graded
+        self.buffer = [0] * len(weights)
+
+    def step(self, s_in: list[int]) -> list[int]:
+        out = self.buffer
+        acc = []
+        for row in self.weights:
+            total = 0
+            for w, s in zip(row, s_in):
+                if self.graded:
+                    total += w * s  # graded payload used as-is
+                elif s != 0:
+                    total += w  # any non-zero input counts as one spike
+            a = arithmetic_shift(total, self.weight_exp)
+            if abs(a) > INT32_MAX:
+                raise OverflowError(f"Dense output {a} exceeds Lava's int32 channel: outside the spec's domain")
+            acc.append(a)
+        self.buffer = acc
+        return out
+
+
+# ---------------------------------------------------------------------------------- neurons
+
+
+def adaptive_step(a: int, u: int, w: int, s: int, p: dict, n: int, kind: str, ev: Events):
+    """``AdaptiveParams``: w first (from u_{t−1}, s_{t−1}), then u from the new w."""
+    f, theta = p["frac_bits"], p["threshold"]
+    w_new = tz(p["beta"][n] * w, f) + tz(p["a"][n] * u, f) + p["b_spike"][n] * s
+    w_new = ev.apply(w_new, p["w_mode"], p["half"], kind, "w")
+    drive = (a << p["input_shift"]) + p["bias"][n] - w_new
+    u_new = tz(p["alpha"][n] * (u - theta * s), f) + tz(p["gain"][n] * drive, f)
+    u_new = ev.apply(u_new, p["u_mode"], p["half"], kind, "u")
+    return int(u_new > theta), u_new, w_new
+
+
+def resonate_step(a: int, re: int, im: int, s: int, p: dict, n: int, kind: str, ev: Events):
+    """``ResonateParams``: C-SiLIF resets p before the rotation, RF after it."""
+    f, theta = p["frac_bits"], p["threshold"]
+    lr, li = p["lam_re"][n], p["lam_im"][n]
+    drive = tz(p["gain"][n] * ((a << p["input_shift"]) + p["bias"][n]), f)
+    if p["reset_first"] == 1:
+        r = re - theta * s
+        re_new = tz(lr * r, f) - tz(li * im, f) + drive
+        im_new = tz(li * r, f) + tz(lr * im, f)
+    else:
+        re_new = tz(lr * re, f) - tz(li * im, f) + drive - theta * s
+        im_new = tz(li * re, f) + tz(lr * im, f)
+    re_new = ev.apply(re_new, p["mode"], p["half"], kind, "p")
+    im_new = ev.apply(im_new, p["mode"], p["half"], kind, "q")
+    return int(re_new > theta), re_new, im_new
+
+
+def cuba_step(a: int, u: int, v: int, s: int, p: dict, n: int, kind: str, ev: Events):
+    """Lava ``PyLifModelBitAcc`` (§3.2): u wraps, v saturates, strict compare, v reset to 0."""
+    bias = arithmetic_shift(p["bias_mant"][n], p["bias_exp"][n])
+    u_new = tz(u * (DECAY_ONE - (p["du"][n] + 1)), 12) + (a << p["input_shift"])
+    u_new = ev.apply(u_new, 0, p["half"], kind, "u")
+    v_new = tz(v * (DECAY_ONE - p["dv"][n]), 12) + u_new + bias
+    v_new = ev.apply(v_new, 1, p["half"], kind, "v")
+    spike = int(v_new > (p["vth"] << p["threshold_exponent"]))
+    return spike, u_new, (0 if spike else v_new)
+
+
+STEPS = {
+    "silif": adaptive_step, "adlif": adaptive_step, "cadlif": adaptive_step, "lif": adaptive_step,
+    "csilif": resonate_step, "rf": resonate_step, "cuba": cuba_step,
+}
+
+
+# ---------------------------------------------------------------------------------- network
+
+
+@dataclass
+class LayerTrace:
+    """One layer of one sample over the whole unaligned run (T + L + 1 steps)."""
+
+    spikes: list[list[int]]  # [step][neuron]
+    x1: list[list[int]]
+    x2: list[list[int]]
+    events: Events
+
+
+@dataclass
+class ReferenceRun:
+    """Per sample: unaligned traces per layer (hidden, then readout), and the aligned outputs."""
+
+    traces: list[list[LayerTrace]]  # [sample][layer]
+    spikes: list[list[list[list[int]]]]  # [layer][sample][t][neuron], aligned
+    readout_v: list[list[list[int]]]  # [sample][t][class], aligned
+    readout_u: list[list[list[float]]]
+    scores: list[list[float]]
+    final_states: list[list[tuple[list[int], list[int], list[int]]]]  # [sample][layer] (x1, x2, s)
+
+    def events(self) -> Counter:
+        total: Counter = Counter()
+        for sample in self.traces:
+            for trace in sample:
+                total.update(trace.events.by_state)
+        return total
+
+
+def input_payload(x: float, frac_bits: int, message_bits: int) -> int:
+    """round(x·2^f) (half to even), clipped to ±(2^message_bits − 1)."""
+    limit = 2**message_bits - 1
+    return max(-limit, min(limit, round(float(x) * 2.0**frac_bits)))
+
+
+def _params(layer) -> dict:
+    return {k: (v.tolist() if hasattr(v, "tolist") else int(v)) for k, v in layer.params._asdict().items()}
+
+
+def run(network, x) -> ReferenceRun:
+    """Run (batch, T, channels) input ``x`` through ``network`` one neuron and one step at a time."""
+    layers = [*network.hidden, network.readout]
+    specs = [
+        (layer.kind, _params(layer),
+         lava_weights(layer.synapse.weights.tolist(), layer.synapse.num_weight_bits),
+         int(layer.synapse.weight_exp), bool(layer.synapse.graded))
+        for layer in layers
+    ]
+    depth = len(network.hidden)
+    samples = x.tolist() if hasattr(x, "tolist") else x
+    traces = [_run_sample(specs, frames, depth, network) for frames in samples]
+    n_steps = len(samples[0]) if samples else 0
+
+    spikes = [[tr[l].spikes[l + 1 : l + 1 + n_steps] for tr in traces] for l in range(depth)]
+    readout_v = [tr[depth].x2[depth + 1 : depth + 1 + n_steps] for tr in traces]
+    scale = network.readout.scale
+    readout_u = [[[v / scale for v in row] for row in sample] for sample in readout_v]
+    scores = [_softmax_sum(sample) for sample in readout_u]
+    finals = [[(t.x1[-1], t.x2[-1], t.spikes[-1]) for t in tr] for tr in traces]
+    return ReferenceRun(traces, spikes, readout_v, readout_u, scores, finals)
+
+
+def _run_sample(specs, frames, depth: int, network) -> list[LayerTrace]:
+    n_steps = len(frames)
+    total = n_steps + depth + 1
+    f_in, msg_bits = network.input_frac_bits, network.profile.input_message_bits
+    n_in = network.n_inputs
+    dense = [Dense(w, e, g) for (_, _, w, e, g) in specs]
+    sizes = [len(w) for (_, _, w, _, _) in specs]
+    state = [([0] * n, [0] * n, [0] * n) for n in sizes]
+    traces = [LayerTrace([], [], [], Events()) for _ in specs]
+    for t in range(total):
+        s_in = [input_payload(v, f_in, msg_bits) for v in frames[t]] if t < n_steps else [0] * n_in
+        for l, (kind, p, _, _, _) in enumerate(specs):
+            a = dense[l].step(s_in)
+            x1, x2, s = state[l]
+            if t >= l + 1:  # layer l idles (zero state, no spikes) before 0-based step l + 1
+                updated = [STEPS[kind](a[n], x1[n], x2[n], s[n], p, n, kind, traces[l].events) for n in range(sizes[l])]
+                s = [u[0] for u in updated]
+                x1 = [u[1] for u in updated]
+                x2 = [u[2] for u in updated]
+                state[l] = (x1, x2, s)
+            traces[l].spikes.append(s)
+            traces[l].x1.append(x1)
+            traces[l].x2.append(x2)
+            s_in = s
+    return traces
+
+
+def _softmax_sum(rows: list[list[float]]) -> list[float]:
+    if not rows:
+        return []
+    total = [0.0] * len(rows[0])
+    for row in rows:
+        top = max(row)
+        e = [math.exp(v - top) for v in row]
+        z = sum(e)
+        total = [acc + v / z for acc, v in zip(total, e)]
+    return total
