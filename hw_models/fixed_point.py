@@ -17,8 +17,12 @@ OVERFLOW_CODES = {"wrap": WRAP, "saturate": SATURATE}
 
 @njit(inline="always", cache=True)
 def tz_shift(x: int, k: int) -> int:
-    """x / 2^k truncated toward zero (sign-magnitude shift, as Loihi decays): tz(x, k) = sign(x)·(|x| >> k)."""
-    return x >> k if x >= 0 else -((-x) >> k)
+    """x / 2^k truncated toward zero (sign-magnitude shift, as Loihi decays): tz(x, k) = sign(x)·(|x| >> k).
+
+    Computed without a branch, so loops over neurons vectorize: for x < 0, adding 2^k − 1 before
+    the arithmetic (floor) shift turns the floor into a ceiling, i.e. truncation toward zero.
+    """
+    return (x + ((x >> 63) & ((1 << k) - 1))) >> k
 
 
 @njit(inline="always", cache=True)
@@ -36,9 +40,9 @@ def shift_left(x: int, k: int) -> int:
 @njit(inline="always", cache=True)
 def wrap(x: int, half: int) -> int:
     """Two's-complement wrap into (−half, half], half = 2^(bits−1) (Lava LIF's u convention)."""
-    span = 2 * half
-    r = (x + half - 1) % span - half + 1
-    return r
+    if -half < x <= half:  # the common case skips the (slow) modulo
+        return x
+    return (x + half - 1) % (2 * half) - half + 1
 
 
 @njit(inline="always", cache=True)

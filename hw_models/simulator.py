@@ -14,9 +14,10 @@ the float model does not have.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
-from silif_deploy.hw_models.dense import accumulate, delayed
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.neuron_loops import run_layer
 from silif_deploy.hw_models.neuron_kinds import KINDS
@@ -43,17 +44,10 @@ def simulate_raw(network: FixedPointNetwork, x: np.ndarray, record_states: bool 
     outputs = []
     presynaptic = frames
     for l, layer in enumerate(network.layers):
-        start = start_index(l)
-        a_seq = delayed(accumulate(presynaptic, layer.synapse))[:, start:]
         record = record_states or layer is network.readout
-        spikes, x1, x2, events = run_layer(layer.kind, a_seq, layer.params, record=record)
-        outputs.append({
-            "spikes": _idle_prefix(spikes, start),
-            "x1": _idle_prefix(x1, start) if record else None,
-            "x2": _idle_prefix(x2, start) if record else None,
-            "overflow_events": events,
-        })
-        presynaptic = outputs[-1]["spikes"]
+        spikes, x1, x2, events = run_layer(layer, presynaptic, start_index(l), record=record)
+        outputs.append({"spikes": spikes, "x1": x1, "x2": x2, "overflow_events": events})
+        presynaptic = spikes
     return outputs
 
 
@@ -62,18 +56,25 @@ def start_index(layer_index: int) -> int:
     return layer_index + 1
 
 
-def _idle_prefix(a: np.ndarray, start: int) -> np.ndarray:
-    out = np.zeros((a.shape[0], a.shape[1] + start) + a.shape[2:], a.dtype)
-    out[:, start:] = a
-    return out
+def simulate_batches(
+    network: FixedPointNetwork, batches: Iterable[np.ndarray] | np.ndarray, record_states: bool = False,
+    batch_size: int = 256,
+) -> Iterator[RunResult]:
+    """Stream results batch by batch: memory stays flat in the number of samples.
+
+    ``batches`` is an array (cut into ``batch_size`` chunks) or any iterable of (batch, T,
+    channels) arrays, e.g. a generator reading a large data set piece by piece.
+    """
+    if isinstance(batches, np.ndarray):
+        array = batches
+        batches = (array[i : i + batch_size] for i in range(0, len(array), batch_size))
+    for x in batches:
+        yield _aligned(network, simulate_raw(network, x, record_states), x.shape[1], record_states)
 
 
 def simulate(network: FixedPointNetwork, x: np.ndarray, record_states: bool = False, batch_size: int = 256) -> RunResult:
     """Simulate (batch, T, channels) inputs; outputs aligned to the float model's time steps."""
-    parts = []
-    for start in range(0, len(x), batch_size):
-        parts.append(_aligned(network, simulate_raw(network, x[start : start + batch_size], record_states), x.shape[1], record_states))
-    return RunResult.concatenate(parts)
+    return RunResult.concatenate(list(simulate_batches(network, x, record_states, batch_size)))
 
 
 def _aligned(network: FixedPointNetwork, outputs, n_steps: int, record_states: bool) -> RunResult:

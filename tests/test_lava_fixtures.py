@@ -1,0 +1,40 @@
+"""Write the SSC artifacts the Lava tests read (the Lava environment has no torch to make them).
+
+``make test`` runs this (main environment) before ``tests/test_lava_*.py`` (Lava environment):
+``tests/.artifacts/ssc_{silif,csilif}.loihi2.h5``, quantized with the default profile, and
+``ssc_{silif,csilif}_input.npy``, the first 2 samples of each golden input cut to 20 steps.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from conftest import checkpoint_path, golden_path  # noqa: E402
+from silif_deploy.converters.artifact import read_artifact, write_artifact  # noqa: E402
+from silif_deploy.converters.checkpoint import load_model  # noqa: E402
+from silif_deploy.converters.float_params import float_network  # noqa: E402
+from silif_deploy.converters.quantize import quantize  # noqa: E402
+from silif_deploy.hw_models.profile import load_profile  # noqa: E402
+from silif_deploy.hw_models.simulator import simulate  # noqa: E402
+
+ARTIFACTS = Path(__file__).parent / ".artifacts"
+N_SAMPLES, N_STEPS = 2, 20
+
+
+@pytest.mark.parametrize("model", ["silif", "csilif"])
+def test_write_ssc_artifact(model: str, reference_dir) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    x = np.load(golden_path(model))["input"][:N_SAMPLES, :N_STEPS].astype(np.float32)
+    np.save(ARTIFACTS / f"ssc_{model}_input.npy", x)
+    network = quantize(float_network(load_model(checkpoint_path(model))), load_profile())
+    path = ARTIFACTS / f"ssc_{model}.loihi2.h5"
+    write_artifact(network, path)
+    # the file the Lava test reads runs exactly as the network it came from
+    want, got = simulate(network, x), simulate(read_artifact(path), x)
+    assert sum(int(s.sum()) for s in want.spikes) > 0
+    for a, b in zip(got.spikes, want.spikes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got.readout_u, want.readout_u)
