@@ -1,7 +1,7 @@
 """Between formats: checkpoints, the float PyTorch models, NIR, the fixed-point artifact, Lava, netx.
 
-``to_nir`` / ``from_nir`` need the ``torch`` extra; they are imported on first use so that this
-package stays importable without torch (the Lava environment).
+``to_nir`` / ``from_nir`` need the ``torch`` extra and ``to_lava`` the Lava environment; they are
+imported on first use so that this package stays importable without either.
 """
 
 
@@ -17,3 +17,17 @@ def from_nir(graph):
     from silif_deploy.converters.nir_import import from_nir as _from_nir
 
     return _from_nir(graph)
+
+
+def to_lava(artifact, x_int=None, n_steps=None):
+    """Build a fixed-point artifact (path or ``FixedPointNetwork``) as Lava processes; unpacks as
+    ``(input process, readout groups, list of processes)`` (see :func:`.lava_backend.network.to_lava`)."""
+    from silif_deploy.converters.lava_backend import require_lava
+
+    require_lava()
+    from silif_deploy.converters.artifact import read_artifact
+    from silif_deploy.converters.lava_backend.network import to_lava as _to_lava
+    from silif_deploy.hw_models.network import FixedPointNetwork
+
+    network = artifact if isinstance(artifact, FixedPointNetwork) else read_artifact(artifact)
+    return _to_lava(network, x_int=x_int, n_steps=n_steps)

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from silif_deploy.converters.files import sha256_file
+from silif_deploy.converters.files import provenance, sha256_file
 from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
 from silif_deploy.errors import SilifDeployError
 
 HELP = ("export a checkpoint (or NIR file) for deployment: --target nir writes OUTDIR/<name>.nir "
         "(OUTDIR/<name>.lif-compat.nir with --nir-profile lif-compat); --target loihi2 writes <name>.nir, "
-        "the fixed-point <name>.loihi2.h5 and report.json/.md/.png")
+        "the fixed-point <name>.loihi2.h5 and report.json/.md/.png; --target netx writes <name>.netx.h5 "
+        "(lava-dl's netx layout, our neurons as a documented extension)")
 DEFAULT_OUT_ROOT = Path("out")
 
 
@@ -63,7 +64,32 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     return [result.nir, result.artifact, result.report_json, result.report_md, result.report_png]
 
 
-TARGETS: dict[str, Callable[[ExportJob, argparse.Namespace], list[Path]]] = {"nir": _export_nir, "loihi2": _export_loihi2}
+def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.float_params import float_network
+    from silif_deploy.converters.netx_export import write_netx
+    from silif_deploy.converters.quantize import quantize
+    from silif_deploy.deploy.pipeline import calibration_ranges
+    from silif_deploy.hw_models.profile import load_profile
+
+    hw = load_profile(args.profile)
+    calibration = {}
+    if args.calibrate is not None:
+        data = load_input(args.calibrate, n_channels=job.model.config.n_inputs)
+        ranges, readout_range = calibration_ranges(job.model, data.x)
+        calibration = {"state_ranges": ranges, "readout_range": readout_range, "calibration_input": data.x}
+    network = quantize(float_network(job.model), hw, **calibration)
+    network.provenance = provenance(source_checkpoint=job.source.name, source_sha256=job.source_sha256,
+                                    hardware_profile=hw.name)
+    path = job.output(".netx.h5")
+    write_netx(network, path)
+    print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP), readout as CUBA")
+    return [path]
+
+
+TARGETS: dict[str, Callable[[ExportJob, argparse.Namespace], list[Path]]] = {
+    "nir": _export_nir, "loihi2": _export_loihi2, "netx": _export_netx,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,9 +103,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exact (default: round-trips bit-exactly) or lif-compat "
                         "(lossy: one LIF per layer, for snntorch)")
     p.add_argument("--profile", default=None, metavar="NAME_OR_TOML",
-                   help="loihi2: hardware profile, loihi2 (default), loihi2-wide or a .toml path")
+                   help="loihi2/netx: hardware profile, loihi2 (default), loihi2-wide or a .toml path")
     p.add_argument("--calibrate", default=None, metavar="INPUT",
-                   help="loihi2: input file to calibrate state ranges on (and to report on); default: weights only, "
+                   help="loihi2/netx: input file to calibrate state ranges on (and to report on); default: weights only, "
                         "reported on a synthetic SSC-like probe")
 
 

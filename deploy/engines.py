@@ -87,9 +87,12 @@ def run_engine(
         from silif_deploy.hw_models.simulator import simulate
 
         return simulate(network, x, record_states=record_states, batch_size=batch_size)
-    from silif_deploy.converters.lava_runner import run_lava
+    from silif_deploy.converters.lava_backend import require_lava
 
-    return run_lava(network, x)
+    require_lava()
+    from silif_deploy.converters.lava_backend.runner import run_lava
+
+    return run_lava(network, x, record_states=record_states)
 
 
 def _check_channels(x: np.ndarray, n_inputs: int) -> None:

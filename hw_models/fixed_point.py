@@ -39,10 +39,12 @@ def shift_left(x: int, k: int) -> int:
 
 @njit(inline="always", cache=True)
 def wrap(x: int, half: int) -> int:
-    """Two's-complement wrap into (−half, half], half = 2^(bits−1) (Lava LIF's u convention)."""
-    if -half < x <= half:  # the common case skips the (slow) modulo
-        return x
-    return (x + half - 1) % (2 * half) - half + 1
+    """Two's-complement wrap into (−half, half], half = 2^(bits−1) (Lava LIF's u convention).
+
+    (x + half − 1) mod 2^bits is a bit mask because 2·half is a power of two: no division and no
+    branch, so loops over neurons vectorize.
+    """
+    return ((x + half - 1) & (2 * half - 1)) - half + 1
 
 
 @njit(inline="always", cache=True)

@@ -2,7 +2,7 @@
 
 A kernel is the single definition of a kind's integer update: ``kernel(a, x1, x2, s, params, n)
 -> (s_t, x1_t, x2_t, overflow events)`` for neuron ``n``. The simulator's batched loops and the Lava
-process models both call it (through :func:`make_step` and :mod:`.neuron_loops`).
+process models both call it (through :func:`step` and :mod:`.neuron_loops`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class NeuronState(NamedTuple):
 
 
 def _make_step(kernel: Callable) -> Callable:
-    @njit(cache=True)
+    @njit(cache=False)  # a closure: numba cannot cache it on disk (see neuron_loops)
     def step_arrays(a, x1, x2, s, params):
         n_neurons = a.shape[0]
         s_out = np.empty(n_neurons, np.int64)

@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("lava")
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 from random_networks import fixed_networks, float_network  # noqa: E402
 from silif_deploy.converters.artifact import read_artifact  # noqa: E402
@@ -87,8 +86,8 @@ def _lava_compatible(network: FixedPointNetwork) -> FixedPointNetwork:
     return dataclasses.replace(network, readout=readout)
 
 
-@settings(max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(fixed_networks(max_depth=2, max_width=6, max_steps=12, max_batch=1))
+@settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(fixed_networks(max_depth=2, max_width=6, max_steps=20, max_batch=1))
 def test_extreme_random_network(case) -> None:
     """Parameters over their full ranges (both overflow rules, 24- and 32-bit hidden states,
     perfect integrators, growing resonators), as the simulator's own bit-accuracy tests draw them."""

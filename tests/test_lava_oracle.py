@@ -1,8 +1,8 @@
 """Peer oracle: our Dense + CUBA arithmetic equals Intel's own ``PyDenseModelBitAcc`` +
 ``PyLifModelBitAcc`` bit for bit, on randomized RingBuffer → Dense → LIF → RingBuffer chains.
 
-Ours: :func:`hw_models.dense.accumulate` / :func:`~hw_models.dense.delayed` feeding
-``neuron_kinds.step("cuba", …)``, the readout's kernel. The draws cover weight_exp −2…6,
+Ours: the simulator's fused Dense + neuron loop (:func:`hw_models.neuron_loops.run_layer`) with the
+readout's CUBA kernel. The draws cover weight_exp −2…6,
 num_weight_bits 5…8, mixed-sign and one-sign weights, graded and binary inputs, du/dv 0…4095,
 bias exponents 0…7 and thresholds up to the 17-bit maximum; the test asserts that u wraps and v
 saturates in some draw. Dense outputs stay below 2^18: above that, Lava's LIF wraps u by
@@ -23,9 +23,10 @@ from lava.proc.lif.process import LIF  # noqa: E402
 from lava.utils.weightutils import SignMode  # noqa: E402
 
 from silif_deploy.converters.lava_backend.runner import watchdog  # noqa: E402
-from silif_deploy.hw_models.dense import DenseSynapse, accumulate, delayed, weight_grid  # noqa: E402
+from silif_deploy.hw_models.dense import DenseSynapse, weight_grid  # noqa: E402
+from silif_deploy.hw_models.network import FixedLayer  # noqa: E402
 from silif_deploy.hw_models.neuron_cuba import CubaParams  # noqa: E402
-from silif_deploy.hw_models.neuron_kinds import NeuronState, step  # noqa: E402
+from silif_deploy.hw_models.neuron_loops import run_layer  # noqa: E402
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(300)]
 
@@ -38,7 +39,7 @@ def draw_case(rng: np.random.Generator, n_in: int = 12, n: int = 10, steps: int 
     step_w, lo, hi = weight_grid(bits)
     sign = rng.choice(["mixed", "excitatory", "inhibitory"])
     w = step_w * rng.integers(lo // step_w, hi // step_w + 1, (n, n_in))
-    w = np.abs(w) if sign == "excitatory" else -np.abs(w) if sign == "inhibitory" else w
+    w = np.minimum(np.abs(w), hi) if sign == "excitatory" else -np.abs(w) if sign == "inhibitory" else w  # stay on the grid
     graded = bool(rng.integers(2))
     x = rng.integers(0, 256, (steps, n_in)) * (rng.random((steps, n_in)) < 0.4) if graded \
         else (rng.random((steps, n_in)) < 0.3).astype(np.int64)
@@ -56,17 +57,18 @@ def draw_case(rng: np.random.Generator, n_in: int = 12, n: int = 10, steps: int 
     return syn, params, x
 
 
+def dense_outputs(syn: DenseSynapse, x: np.ndarray) -> np.ndarray:
+    """What Lava's Dense delivers at every step, computed plainly: the previous step's W·x, shifted."""
+    values = (x if syn.graded else (x != 0)).astype(np.int64)
+    acc = values @ syn.weights.T.astype(np.int64)
+    acc = acc << syn.weight_exp if syn.weight_exp >= 0 else acc >> -syn.weight_exp
+    return np.vstack([np.zeros((1, syn.fan_out), np.int64), acc[:-1]])
+
+
 def ours(syn: DenseSynapse, params: CubaParams, x: np.ndarray):
-    """Spikes (steps, n) and (u, v) after every step, from our Dense and CUBA code."""
-    a_seq = delayed(accumulate(x[None], syn))[0]
-    state = NeuronState.zeros((syn.fan_out,))
-    spikes, us, vs = [], [], []
-    for a in a_seq:
-        s, state = step("cuba", a, state, params)
-        spikes.append(s)
-        us.append(state.x1)
-        vs.append(state.x2)
-    return np.array(spikes), np.array(us), np.array(vs), a_seq
+    """Spikes (steps, n) and (u, v) after every step, from the simulator's Dense + CUBA loop."""
+    spikes, us, vs, _ = run_layer(FixedLayer("cuba", syn, params, 1), x[None], start=0, record=True)
+    return spikes[0].astype(np.int64), us[0], vs[0]
 
 
 def intels(syn: DenseSynapse, params: CubaParams, x: np.ndarray):
@@ -94,7 +96,8 @@ def test_dense_and_cuba_equal_intels_models() -> None:
     wrapped = saturated = spiked = 0
     for _ in range(10):
         syn, params, x = draw_case(rng)
-        spikes, us, vs, a_seq = ours(syn, params, x)
+        spikes, us, vs = ours(syn, params, x)
+        a_seq = dense_outputs(syn, x)
         assert np.abs(a_seq).max() < 2 * A_LIMIT
         lava_spikes, lava_u, lava_v = intels(syn, params, x)
         np.testing.assert_array_equal(spikes, lava_spikes, err_msg=f"spikes, {syn.num_weight_bits} bits, exp {syn.weight_exp}")

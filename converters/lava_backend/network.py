@@ -25,6 +25,7 @@ from lava.proc.lif.process import LIFReset
 from lava.proc.monitor.process import Monitor
 from lava.utils.weightutils import SignMode
 
+from silif_deploy.converters.lava_backend import LAVA_LIF_ARITHMETIC
 from silif_deploy.converters.lava_backend.processes import FixedPointNeurons
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
@@ -33,8 +34,6 @@ from silif_deploy.hw_models.neuron_kinds import NeuronState, step
 from silif_deploy.hw_models.simulator import start_index
 
 LAVA_MAX_WEIGHT_BITS = 8
-# What Lava's PyLifModelBitAcc hard-codes: 24-bit u and v, input and threshold shifted by 6.
-LAVA_LIF = {"half": 1 << 23, "input_shift": 6, "threshold_exponent": 6}
 LAVA_VTH_MAX = (1 << 17) - 1
 
 
@@ -79,9 +78,9 @@ def check_lava_compatible(network: FixedPointNetwork) -> None:
             )
     p = network.readout.params
     got = {"half": p.half, "input_shift": p.input_shift, "threshold_exponent": p.threshold_exponent}
-    if got != LAVA_LIF or not 0 <= p.vth <= LAVA_VTH_MAX:
+    if got != LAVA_LIF_ARITHMETIC or not 0 <= p.vth <= LAVA_VTH_MAX:
         raise SilifDeployError(
-            f"the readout's arithmetic {got}, vth {p.vth} is not Lava LIF's {LAVA_LIF}, vth ≤ {LAVA_VTH_MAX}; "
+            f"the readout's arithmetic {got}, vth {p.vth} is not Lava LIF's {LAVA_LIF_ARITHMETIC}, vth ≤ {LAVA_VTH_MAX}; "
             "re-export with --profile loihi2 or use --engine fixed"
         )
 

@@ -1,0 +1,37 @@
+"""A failing process model ends the run with an error instead of hanging the Lava runtime, and the
+runtime's processes are stopped."""
+
+import multiprocessing
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lava")
+
+from lava.magma.runtime.message_infrastructure.multiprocessing import SystemProcess  # noqa: E402
+
+from silif_deploy.converters.lava_backend import network as lava_network  # noqa: E402
+from silif_deploy.converters.lava_backend.runner import run_sample  # noqa: E402
+from silif_deploy.errors import SilifDeployError  # noqa: E402
+from silif_deploy.hw_models.dense import DenseSynapse  # noqa: E402
+from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork  # noqa: E402
+from silif_deploy.hw_models.neuron_cuba import CubaParams  # noqa: E402
+from silif_deploy.hw_models.profile import load_profile  # noqa: E402
+
+pytestmark = [pytest.mark.lava, pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore:stopping the Lava runtime")]
+
+
+def test_failing_process_model_raises(monkeypatch) -> None:
+    one = np.ones(2, np.int64)
+    readout = FixedLayer("cuba", DenseSynapse(2 * np.ones((2, 2), np.int64), 0, 8, False),
+                         CubaParams(4095 * one, 0 * one, 0 * one, 0 * one, 100, 6, 6, 1 << 23), 1)
+    hidden = FixedLayer("silif", DenseSynapse(2 * np.ones((2, 3), np.int64), 0, 8, True), None, 1)  # no params
+    network = FixedPointNetwork("silif", 3, [hidden], readout, 0, load_profile("loihi2"))
+    monkeypatch.setattr(lava_network, "_warm_up", lambda *args: None)  # let the failure happen inside Lava
+    started = time.perf_counter()
+    # Lava either reports the failure (RuntimeError) or hangs until our watchdog fires
+    with pytest.raises((SilifDeployError, RuntimeError)):
+        run_sample(network, np.ones((3, 4), np.int64), timeout_s=5)
+    assert time.perf_counter() - started < 40
+    assert not [p for p in multiprocessing.active_children() if isinstance(p, SystemProcess)]
