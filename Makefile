@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV := .venv
 LAVA_VENV := .venv-lava
-PIP_QUIET ?= -q
+PIP_FLAGS ?= -q
 
 .PHONY: setup lava-env system-deps demo test test-main test-lava bench clean
 
@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_QUIET) "torch==2.13.0" -e ".[torch,interop,test]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) "torch==2.13.0" -e ".[torch,interop,test]"
 	touch $@
 
 lava-env: $(LAVA_VENV)/.installed
@@ -20,7 +20,7 @@ lava-env: $(LAVA_VENV)/.installed
 $(LAVA_VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "make lava-env: no Python 3.10 found (lava-nc 0.10.0 needs it); set PYTHON310=/path/to/python3.10"; exit 1; }
 	$(PYTHON310) -m venv $(LAVA_VENV)
-	$(LAVA_VENV)/bin/pip install $(PIP_QUIET) -e ".[lava,test]"
+	$(LAVA_VENV)/bin/pip install $(PIP_FLAGS) -e ".[lava,test]"
 	touch $@
 
 # espeak-ng and flite synthesize the offline stand-in data set (Debian packages).
