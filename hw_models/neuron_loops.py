@@ -1,93 +1,258 @@
-"""Batched layer loops: Lava's Dense and a neuron kind's kernel fused, compiled once per kernel.
+"""Batched layer loops: Lava's Dense and a neuron kind's kernel fused in one compiled loop.
 
-One call runs one layer over a batch: for every sample (in parallel threads: samples share no
-state) and every step, the neurons receive what the Dense accumulated from the presynaptic values
-of the previous step, then the Dense accumulates this step's values for the next one. Fusing the
-two keeps the per-sample working set to a few rows (no (batch, time, neurons) int64 current array),
-and the accumulation is event-driven: only non-zero presynaptic values touch the weights.
+Layers talk through *event lists*: for every (sample, step), the indices of the non-zero
+presynaptic values (and the values themselves for graded input), ``count`` of them. A layer call
+runs one layer over a chunk of samples. Per sample and step, the neurons receive what the Dense
+accumulated from the previous step's events, then the Dense accumulates this step's events for the
+next one, and the layer writes its own spikes as the next layer's event list. Per sample, only a
+few rows live at a time (no (batch, time, neurons) current array), and the work is event-driven: a
+silent presynaptic neuron costs nothing, a spike costs one pass over a weight row (the spec's
+≈8 M synaptic adds per SSC sample, against ≈105 M multiply-adds for dense products).
 
-Why this is exact: the accumulation is integer arithmetic (Lava sums in integers too) in int32
-when the largest possible sum, fan-in × max|weight| × max|payload|, is below 2^31 (twice the SIMD
-lanes of int64), else in int64; the sum is shifted by the weight exponent once per step after summation (floor for negative
-exponents), as ``PyDenseModelBitAcc`` does, and the neuron kernel is the kind's single definition.
-The summation order does not matter for integers.
+The loop is compiled per kernel and argument types, releases the GIL (the simulator runs chunks in
+threads) and is cached on disk under a key that includes the kernels' sources.
+
+Why this is exact:
+
+- The accumulation is integer arithmetic, as Lava's (``PyDenseModelBitAcc``), so the summation
+  order does not matter. It runs in int32 (twice the SIMD lanes of int64) when the largest sum the
+  network allows, fan-in × max|weight| × largest payload, is below 2^31, else in int64; weights
+  are held as int16 when they fit. Both are checked per layer from the network, not the data.
+- The sum is shifted by the weight exponent once per step after summation (floor for negative
+  exponents), as Lava does, and widened to int64 first: the shift may leave int32.
+- The neuron update is the kind's single kernel, inlined; states stay int64 as in the kernels.
+- Input payloads are ``FixedPointNetwork.quantize_input`` evaluated per value in the same float64
+  operations (round half to even, clip), so the lists hold exactly the values the source sends.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import hashlib
+import inspect
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from numba.core.caching import FunctionCache
+from numba.extending import overload
 
+from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models import fixed_point
 from silif_deploy.hw_models.fixed_point import shift_left
 from silif_deploy.hw_models.neuron_kinds import KINDS
 
+_INT32_LIMIT = 1 << 31
 
-def _make_runner(kernel: Callable) -> Callable:
-    # A closure per kernel lets numba inline the kernel into the loop. numba cannot cache closures
-    # on disk, so each process compiles the kinds it uses once (about a second each).
-    @njit(parallel=True, cache=False)
-    def run(pre, w_t, weight_exp, graded, start, params, acc_rows, spikes, rec_x1, rec_x2, record, overflow_events):
-        n_batch, n_steps, n_in = pre.shape
-        n_out = w_t.shape[1]
-        for b in prange(n_batch):
-            acc = acc_rows[b]  # the Dense accumulation of the previous step
-            x1 = np.zeros(n_out, np.int64)
-            x2 = np.zeros(n_out, np.int64)
-            s = np.zeros(n_out, np.int64)
-            events = 0
-            for t in range(n_steps):
-                if t >= start:  # the layer idles (zero state, no spikes) until its first input can arrive
+
+class Events(NamedTuple):
+    """Per (sample, step): ``index[b, t, :count[b, t]]`` are the non-zero presynaptic neurons and
+    ``value[b, t, k]`` their payloads. Without values (spikes, or any input to a binary synapse),
+    every listed neuron counts as 1."""
+
+    index: np.ndarray  # (batch, steps, capacity) int32
+    count: np.ndarray  # (batch, steps) int32
+    value: np.ndarray | None  # (batch, steps, capacity) int32 (int64 for payloads of 32+ bits)
+
+    @classmethod
+    def empty(cls, n_batch: int, n_steps: int, capacity: int, value_type: type | None = None) -> "Events":
+        """A buffer for up to ``capacity`` events per (sample, step); filled by the loops below."""
+        value = None if value_type is None else np.empty((n_batch, n_steps, capacity), value_type)
+        return cls(np.empty((n_batch, n_steps, capacity), np.int32), np.empty((n_batch, n_steps), np.int32), value)
+
+    def head(self, n_batch: int) -> "Events":
+        """The first ``n_batch`` samples (a view: a chunk reuses one buffer)."""
+        return Events(self.index[:n_batch], self.count[:n_batch], None if self.value is None else self.value[:n_batch])
+
+
+class Recording(NamedTuple):
+    """What a layer call keeps, for steps ``offset`` … ``offset + length − 1`` (zero while the layer
+    idles): spikes (batch, length, N) uint8 (a bool array's uint8 view) and the two state
+    trajectories (batch, length, N) int64. A (1, 0, 1) array keeps nothing. ``overflow_events``
+    (batch,) receives each sample's count of values an overflow rule changed, over all steps."""
+
+    offset: int
+    spikes: np.ndarray
+    x1: np.ndarray
+    x2: np.ndarray
+    overflow_events: np.ndarray
+
+
+NOTHING = np.zeros((1, 0, 1), np.uint8)
+NO_STATES = np.zeros((1, 0, 1), np.int64)
+
+
+def payload_type(message_bits: int) -> type:
+    """The narrowest integer type holding the input source's payloads (int32 multiplies vectorize
+    twice as wide as int64)."""
+    return np.int32 if message_bits < 32 else np.int64
+
+
+@njit(cache=True, nogil=True)
+def _input_events(x, scale, limit, out_index, out_count, out_value):
+    """List the non-zero payloads round(x·scale) clipped to ±limit: numpy's float64 rint (half to
+    even) and clip, value by value. Returns False on NaN."""
+    n_batch, n_steps, n_in = x.shape
+    for b in range(n_batch):
+        for t in range(n_steps):
+            k = 0
+            for j in range(n_in):
+                v = x[b, t, j]
+                if v != 0:  # zero quantizes to zero: only non-zero values need the float path
+                    q = np.rint(np.float64(v) * scale)
+                    if q != q:
+                        return False
+                    q = min(max(q, -limit), limit)
+                    if q != 0:
+                        out_index[b, t, k] = j
+                        out_value[b, t, k] = q
+                        k += 1
+            out_count[b, t] = k
+    return True
+
+
+def input_events(x: np.ndarray, input_frac_bits: int, message_bits: int, out: Events) -> Events:
+    """Fill ``out`` (``Events.empty(..., payload_type(message_bits))``) with the payloads the input
+    source sends for (batch, T, channels) ``x``: those of ``FixedPointNetwork.quantize_input``."""
+    limit = float((1 << message_bits) - 1)
+    if not _input_events(np.ascontiguousarray(x), 2.0**input_frac_bits, limit, out.index, out.count, out.value):
+        raise SilifDeployError("the input contains NaN: clean or impute it before simulating")
+    return out
+
+
+@njit(inline="always")
+def _add_rows(acc, w_t, index, count):
+    """acc += Σ_k w_t[index[k]]. Four rows per pass: a quarter of the loads and stores of acc."""
+    k = 0
+    while k + 4 <= count:
+        w0, w1, w2, w3 = w_t[index[k]], w_t[index[k + 1]], w_t[index[k + 2]], w_t[index[k + 3]]
+        for n in range(acc.shape[0]):
+            acc[n] += (w0[n] + w1[n]) + (w2[n] + w3[n])
+        k += 4
+    for k in range(k, count):
+        w = w_t[index[k]]
+        for n in range(acc.shape[0]):
+            acc[n] += w[n]
+
+
+@njit(inline="always")
+def _add_scaled_rows(acc, w_t, index, value, count):
+    """acc += Σ_k value[k]·w_t[index[k]], four rows per pass."""
+    k = 0
+    while k + 4 <= count:
+        w0, w1, w2, w3 = w_t[index[k]], w_t[index[k + 1]], w_t[index[k + 2]], w_t[index[k + 3]]
+        v0, v1, v2, v3 = value[k], value[k + 1], value[k + 2], value[k + 3]
+        for n in range(acc.shape[0]):
+            acc[n] += (v0 * w0[n] + v1 * w1[n]) + (v2 * w2[n] + v3 * w3[n])
+        k += 4
+    for k in range(k, count):
+        v, w = value[k], w_t[index[k]]
+        for n in range(acc.shape[0]):
+            acc[n] += v * w[n]
+
+
+def neuron_update(a_in, x1, x2, s, params, n):
+    """The kernel of the kind whose parameter record ``params`` is (compiled code only): numba
+    picks it from the record's type when it compiles the caller."""
+    raise TypeError("neuron_update is only callable from numba-compiled code")
+
+
+@overload(neuron_update, inline="always")
+def _neuron_update(a_in, x1, x2, s, params, n):
+    kernel = {k.params_type: k.kernel for k in KINDS.values()}[params.instance_class]
+    return lambda a_in, x1, x2, s, params, n: kernel(a_in, x1, x2, s, params, n)
+
+
+class _KernelSourceCache(FunctionCache):
+    """numba's on-disk cache, also keyed by the sources of the kernels compiled into the cached
+    function: numba itself only checks the file the function is in, and a kernel edited elsewhere
+    would otherwise run stale from the cache."""
+
+    _sources = sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
+    _digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in _sources)).hexdigest()
+
+    def _index_key(self, sig, codegen):
+        return (*super()._index_key(sig, codegen), self._digest)
+
+
+def _cached(dispatcher):
+    dispatcher._cache = _KernelSourceCache(dispatcher.py_func)  # what njit(cache=True) does, with our key
+    return dispatcher
+
+
+@_cached
+@njit(nogil=True)  # the GIL is released: threads run chunks of samples side by side
+def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start, params,
+               out_index, out_count, b0, offset, spikes, rec_x1, rec_x2, overflow_events):
+    n_batch, n_steps = out_count.shape
+    n_pre_steps = pre_count.shape[1]
+    n_out = w_t.shape[1]
+    for b in range(n_batch):
+        acc = np.zeros(n_out, acc_type.dtype)  # the Dense accumulation of the previous step
+        x1 = np.zeros(n_out, np.int64)
+        x2 = np.zeros(n_out, np.int64)
+        s = np.zeros(n_out, np.int64)
+        events = 0
+        for t in range(n_steps):
+            n_spikes = 0
+            if t >= start:  # the layer idles (zero state, no spikes) until its first input can arrive
+                for n in range(n_out):  # no branch and no early exit: this loop vectorizes
+                    a_in = shift_left(np.int64(acc[n]), weight_exp)
+                    s[n], x1[n], x2[n], ov = neuron_update(a_in, x1[n], x2[n], s[n], params, n)
+                    events += ov
+                for n in range(n_out):  # the spikes as the next layer's event list, branch-free
+                    out_index[b, t, n_spikes] = n
+                    n_spikes += s[n]
+                r = t - offset
+                if 0 <= r < spikes.shape[1]:
                     for n in range(n_out):
-                        a_in = shift_left(np.int64(acc[n]), weight_exp)  # widen first: the shift may leave int32
-                        sp, x1[n], x2[n], ov = kernel(a_in, x1[n], x2[n], s[n], params, n)
-                        s[n] = sp
-                        spikes[b, t, n] = sp
-                        events += ov
-                    if record:
-                        rec_x1[b, t, :] = x1
-                        rec_x2[b, t, :] = x2
-                acc[:] = 0
-                for j in range(n_in):
-                    value = pre[b, t, j]
-                    if value != 0:
-                        if graded:
-                            for n in range(n_out):
-                                acc[n] += value * w_t[j, n]
-                        else:  # binary spikes: any non-zero value counts as 1
-                            for n in range(n_out):
-                                acc[n] += w_t[j, n]
-            overflow_events[b] = events
-
-    return run
+                        spikes[b0 + b, r, n] = s[n]
+                if 0 <= r < rec_x1.shape[1]:
+                    rec_x1[b0 + b, r, :] = x1
+                if 0 <= r < rec_x2.shape[1]:
+                    rec_x2[b0 + b, r, :] = x2
+            out_count[b, t] = n_spikes
+            acc[:] = 0
+            if t < n_pre_steps:
+                # numba compiles the two cases apart (pre_value is None or an array): the spike
+                # layers' loop carries no multiply
+                if pre_value is None:
+                    _add_rows(acc, w_t, pre_index[b, t], pre_count[b, t])
+                else:
+                    _add_scaled_rows(acc, w_t, pre_index[b, t], pre_value[b, t], pre_count[b, t])
+        overflow_events[b0 + b] = events
 
 
-_RUNNERS = {kernel: _make_runner(kernel) for kernel in {k.kernel for k in KINDS.values()}}
+class PreparedLayer(NamedTuple):
+    """A layer with its weights transposed to (fan_in, fan_out) in the narrowest exact type and its
+    accumulator type (see the module docstring)."""
+
+    layer: object  # FixedLayer
+    w_t: np.ndarray
+    acc_type: np.ndarray  # a zero of the accumulator's type: numba reads the type from it
+
+    @classmethod
+    def of(cls, layer, max_payload: int) -> "PreparedLayer":
+        """``max_payload``: the largest |value| the layer's input sends (1 for spikes)."""
+        syn = layer.synapse
+        max_w = int(np.abs(syn.weights).max(initial=0))
+        w_type = np.int16 if max_w < (1 << 15) else np.int32
+        payload = max_payload if syn.graded else 1
+        acc_type = np.int32 if syn.fan_in * max_w * payload < _INT32_LIMIT else np.int64
+        return cls(layer, np.ascontiguousarray(syn.weights.T, dtype=w_type), np.zeros(1, acc_type))
 
 
-def run_layer(layer, pre: np.ndarray, start: int, record: bool = False):
-    """Run a :class:`~silif_deploy.hw_models.network.FixedLayer` over presynaptic values.
+def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, recording: Recording, b0: int) -> Events:
+    """Run a layer over a chunk of samples for as many steps as ``out`` holds; return ``out``
+    filled with the layer's spikes.
 
-    ``pre`` (batch, steps, fan_in): integer payloads (graded synapse) or spikes. The neurons idle
-    until step index ``start``. Returns (spikes uint8 (B, T, N), x1 and x2 trajectories or None,
-    overflow events per sample).
+    ``pre`` holds the presynaptic events (steps beyond its length are silent). The neurons idle
+    until step index ``start``. Sample ``b`` of the chunk is sample ``b0 + b`` of ``recording``.
     """
-    syn = layer.synapse
-    n_batch, n_steps, _ = pre.shape
-    shape = (n_batch, n_steps, syn.fan_out)
-    spikes = np.zeros(shape, np.uint8)
-    rec_x1 = np.zeros(shape if record else (1, 1, 1), np.int64)
-    rec_x2 = np.zeros_like(rec_x1)
-    events = np.zeros(n_batch, np.int64)
-    # Weights are read once per presynaptic event: the narrowest exact types keep them in cache.
-    max_w = int(np.abs(syn.weights).max(initial=0))
-    max_payload = int(np.abs(pre).max(initial=0)) if syn.graded else 1
-    w_type = np.int16 if max_w < (1 << 15) else np.int32
-    acc_type = np.int32 if syn.fan_in * max_w * max_payload < (1 << 31) else np.int64
-    _RUNNERS[KINDS[layer.kind].kernel](
-        np.ascontiguousarray(pre), np.ascontiguousarray(syn.weights.T, dtype=w_type), syn.weight_exp,
-        syn.graded, start, layer.params, np.zeros((n_batch, syn.fan_out), acc_type),
-        spikes, rec_x1, rec_x2, record, events,
+    layer = prepared.layer
+    _run_layer(
+        pre.index, pre.count, pre.value if layer.synapse.graded else None, prepared.w_t,
+        layer.synapse.weight_exp, prepared.acc_type, start, layer.params, out.index, out.count, b0,
+        recording.offset, recording.spikes, recording.x1, recording.x2, recording.overflow_events,
     )
-    return spikes, (rec_x1 if record else None), (rec_x2 if record else None), events
+    return out

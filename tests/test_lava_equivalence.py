@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 
 from random_networks import fixed_networks, float_network  # noqa: E402
 from silif_deploy.converters.artifact import read_artifact  # noqa: E402
-from silif_deploy.converters.lava_backend.network import LAVA_MAX_WEIGHT_BITS  # noqa: E402
+from silif_deploy.converters.lava_backend.network import LAVA_MAX_WEIGHT_BITS, to_lava  # noqa: E402
 from silif_deploy.converters.lava_backend.runner import run_lava  # noqa: E402
 from silif_deploy.converters.quantize import quantize  # noqa: E402
+from silif_deploy.errors import SilifDeployError  # noqa: E402
 from silif_deploy.hw_models.network import FixedPointNetwork  # noqa: E402
 from silif_deploy.hw_models.neuron_kinds import HIDDEN_KINDS, KINDS  # noqa: E402
 from silif_deploy.hw_models.profile import load_profile  # noqa: E402
@@ -69,6 +70,13 @@ def test_real_valued_input() -> None:
     network = quantize(net, load_profile("loihi2"), calibration_input=x)
     assert network.input_frac_bits > 0 and network.quantize_input(x).min() < 0
     assert_equal_runs(network, x)
+
+
+def test_wide_profile_is_refused() -> None:
+    """16-bit weights are beyond Lava's Dense: refused before any process is built."""
+    network = quantize(float_network(np.random.default_rng(1), "silif", [6, 8], 3), load_profile("loihi2-wide"))
+    with pytest.raises(SilifDeployError, match="16-bit weights but Lava's Dense takes at most 8"):
+        to_lava(network, n_steps=5)
 
 
 def _lava_compatible(network: FixedPointNetwork) -> FixedPointNetwork:

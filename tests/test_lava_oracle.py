@@ -26,7 +26,9 @@ from silif_deploy.converters.lava_backend.runner import watchdog  # noqa: E402
 from silif_deploy.hw_models.dense import DenseSynapse, weight_grid  # noqa: E402
 from silif_deploy.hw_models.network import FixedLayer  # noqa: E402
 from silif_deploy.hw_models.neuron_cuba import CubaParams  # noqa: E402
-from silif_deploy.hw_models.neuron_loops import run_layer  # noqa: E402
+from silif_deploy.hw_models.neuron_loops import (  # noqa: E402
+    Events, PreparedLayer, Recording, input_events, payload_type, run_layer,
+)
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(300)]
 
@@ -66,9 +68,15 @@ def dense_outputs(syn: DenseSynapse, x: np.ndarray) -> np.ndarray:
 
 
 def ours(syn: DenseSynapse, params: CubaParams, x: np.ndarray):
-    """Spikes (steps, n) and (u, v) after every step, from the simulator's Dense + CUBA loop."""
-    spikes, us, vs, _ = run_layer(FixedLayer("cuba", syn, params, 1), x[None], start=0, record=True)
-    return spikes[0].astype(np.int64), us[0], vs[0]
+    """Spikes (steps, n) and (u, v) after every step, from the simulator's own Dense + CUBA layer
+    loop, fed the source's payloads and running from the first step (no idling, as Intel's LIF)."""
+    (steps, n_in), n = x.shape, syn.fan_out
+    pre = input_events(x[None].astype(np.float64), 0, 8, Events.empty(1, steps, n_in, payload_type(8)))
+    trajectory = lambda dtype: np.zeros((1, steps, n), dtype)  # noqa: E731
+    rec = Recording(0, trajectory(np.uint8), trajectory(np.int64), trajectory(np.int64), np.zeros(1, np.int64))
+    layer = PreparedLayer.of(FixedLayer("cuba", syn, params, 1), max_payload=255)
+    run_layer(layer, pre, 0, Events.empty(1, steps, n), rec, 0)
+    return rec.spikes[0].astype(np.int64), rec.x1[0], rec.x2[0]
 
 
 def intels(syn: DenseSynapse, params: CubaParams, x: np.ndarray):

@@ -1,8 +1,11 @@
 """A failing process model ends the run with an error instead of hanging the Lava runtime, and the
-runtime's processes are stopped."""
+runtime's processes are stopped; Lava can be used after the simulator in one process."""
 
 import multiprocessing
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,3 +38,23 @@ def test_failing_process_model_raises(monkeypatch) -> None:
         run_sample(network, np.ones((3, 4), np.int64), timeout_s=5)
     assert time.perf_counter() - started < 40
     assert not [p for p in multiprocessing.active_children() if isinstance(p, SystemProcess)]
+
+
+def test_lava_after_the_simulator_in_one_process() -> None:
+    """numba's parallel threads fix multiprocessing's start method, which made Lava's import raise
+    ('context has already been set'): simulate first, then build and run on Lava, in a fresh process."""
+    script = """
+import numpy as np
+from random_networks import float_network
+from silif_deploy.converters.quantize import quantize
+from silif_deploy.hw_models.profile import load_profile
+from silif_deploy.hw_models.simulator import simulate
+network = quantize(float_network(np.random.default_rng(0), "silif", [3, 4], 2), load_profile("loihi2"))
+x = np.ones((1, 5, 3))
+want = simulate(network, x).readout_u
+from silif_deploy.converters.lava_backend.runner import run_lava
+np.testing.assert_array_equal(run_lava(network, x, timeout_s=60).readout_u, want)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100,
+                          cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -6,6 +6,8 @@ This file imports nothing from Lava, so that :func:`require_lava` can say what t
 """
 
 import importlib.util
+import multiprocessing
+import sys
 
 from silif_deploy.errors import SilifDeployError
 
@@ -22,3 +24,13 @@ def require_lava() -> None:
     """Raise a SilifDeployError that says which environment to use when Lava is not installed."""
     if importlib.util.find_spec("lava") is None:
         raise SilifDeployError(LAVA_MISSING)
+
+
+def allow_lava_import() -> None:
+    """Call before the first Lava import. Lava's messaging module calls
+    ``multiprocessing.set_start_method('fork')`` when imported, which raises once the start method
+    is fixed, and numba fixes it (to Linux's default, fork) when it starts its parallel threads,
+    e.g. in a ``simulate`` run before Lava is imported. Unfix it then: Lava sets the same again."""
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules and \
+            multiprocessing.get_start_method(allow_none=True) == "fork":
+        multiprocessing.set_start_method(None, force=True)

@@ -17,16 +17,19 @@ idle rule), and ``reset_interval`` beyond the run never resets it again.
 from dataclasses import dataclass
 
 import numpy as np
-from lava.magma.core.process.process import AbstractProcess
-from lava.proc.dense.process import Dense
-from lava.proc.io.sink import RingBuffer as SinkRingBuffer
-from lava.proc.io.source import RingBuffer
-from lava.proc.lif.process import LIFReset
-from lava.proc.monitor.process import Monitor
-from lava.utils.weightutils import SignMode
 
-from silif_deploy.converters.lava_backend import LAVA_LIF_ARITHMETIC
-from silif_deploy.converters.lava_backend.processes import FixedPointNeurons
+from silif_deploy.converters.lava_backend import LAVA_LIF_ARITHMETIC, allow_lava_import
+
+allow_lava_import()  # before Lava's first import
+
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.proc.dense.process import Dense  # noqa: E402
+from lava.proc.io.source import RingBuffer  # noqa: E402
+from lava.proc.lif.process import LIFReset  # noqa: E402
+from lava.proc.monitor.process import Monitor  # noqa: E402
+from lava.utils.weightutils import SignMode  # noqa: E402
+
+from silif_deploy.converters.lava_backend.processes import FixedPointNeurons, SpikeRecorder
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedPointNetwork
@@ -50,15 +53,15 @@ class ReadoutGroup:
 @dataclass
 class LavaNetwork:
     """The processes of one network. ``input`` is the source RingBuffer when built with an input,
-    else the first Dense (connect your source to ``input.s_in``). ``sinks[l]`` records hidden layer
-    l's spikes, ``hidden[l]`` its neurons; each readout group's Monitor records its ``v``.
+    else the first Dense (connect your source to ``input.s_in``). ``recorders[l]`` records hidden
+    layer l's spikes, ``hidden[l]`` its neurons; each readout group's Monitor records its ``v``.
 
     Unpacks as the issue's ``(input process, output (readout groups), list of processes)``.
     """
 
     input: AbstractProcess
     hidden: list[FixedPointNeurons]
-    sinks: list[SinkRingBuffer]
+    recorders: list[SpikeRecorder]
     readout: list[ReadoutGroup]
     processes: list[AbstractProcess]
     n_steps: int
@@ -97,7 +100,7 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
     """Lava processes for ``network``. ``x_int`` (channels, T) are the integer input payloads
     (``network.quantize_input``), sent from a RingBuffer followed by ``network.delay`` zero frames;
     the run then lasts ``n_steps`` = T + delay steps. Without ``x_int``, give ``n_steps`` (the
-    length of the sinks and monitors) and connect your own source to the returned ``input``.
+    length of the recorders and monitors) and connect your own source to the returned ``input``.
     """
     check_lava_compatible(network)
     if x_int is not None:
@@ -106,7 +109,7 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
         raise ValueError("to_lava needs x_int or n_steps")
     message_bits = network.profile.input_message_bits
     processes: list[AbstractProcess] = []
-    hidden, sinks = [], []
+    hidden, recorders = [], []
     source = None
     if x_int is not None:
         data = np.zeros((network.n_inputs, n_steps), np.int32)
@@ -120,16 +123,16 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
         _warm_up(layer.kind, layer.params, layer.size)
         neurons = FixedPointNeurons(shape=(layer.size,), kind=layer.kind, params=layer.params,
                                     start_step=start_index(l) + 1)
-        sink = SinkRingBuffer(shape=(layer.size,), buffer=n_steps)
+        recorder = SpikeRecorder(shape=(layer.size,), n_steps=n_steps)
         if upstream is not None:
             upstream.connect(dense.s_in)
         dense.a_out.connect(neurons.a_in)
-        neurons.s_out.connect(sink.a_in)
+        neurons.s_out.connect(recorder.a_in)
         upstream = neurons.s_out
         first_dense = first_dense or dense
         hidden.append(neurons)
-        sinks.append(sink)
-        processes += [dense, neurons, sink]
+        recorders.append(recorder)
+        processes += [dense, neurons, recorder]
     readout = []
     ro = network.readout
     p = ro.params
@@ -148,7 +151,7 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
         dense.a_out.connect(lif.a_in)
         readout.append(ReadoutGroup(classes, dense, lif, monitor))
         processes += [dense, lif, monitor]
-    return LavaNetwork(source if source is not None else first_dense, hidden, sinks, readout, processes, n_steps)
+    return LavaNetwork(source if source is not None else first_dense, hidden, recorders, readout, processes, n_steps)
 
 
 def _warm_up(kind: str, params, size: int) -> None:

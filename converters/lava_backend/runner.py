@@ -2,7 +2,7 @@
 
 Every run is under a watchdog (an exception inside a Lava process model hangs the runtime without a
 traceback) and ``stop()`` is always called. Results are read once per sample after the run:
-``Var.get`` costs ≈15 µs per element.
+``Var.get`` costs ≈15 µs per value, so hidden spikes come packed 48 to a value (``SpikeRecorder``).
 """
 
 
@@ -21,7 +21,9 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from tqdm import tqdm
 
 from silif_deploy.converters.lava_backend.network import LavaNetwork, to_lava
-from silif_deploy.converters.lava_backend.processes import FixedPointNeurons, PyFixedPointNeuronsModel
+from silif_deploy.converters.lava_backend.processes import (
+    FixedPointNeurons, PyFixedPointNeuronsModel, PySpikeRecorderModel, SpikeRecorder, unpack_spikes,
+)
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.neuron_kinds import KINDS
@@ -72,7 +74,8 @@ def run_sample(network: FixedPointNetwork, x_int: np.ndarray, timeout_s: float =
     t1 = time.perf_counter()
     runner = lava.processes[0]
     # naming our model skips Lava's discovery, which would execute every file in this folder per build
-    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={FixedPointNeurons: PyFixedPointNeuronsModel})
+    ours = {FixedPointNeurons: PyFixedPointNeuronsModel, SpikeRecorder: PySpikeRecorderModel}
+    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=ours)
     try:
         with watchdog(timeout_s, "the Lava run"):
             runner.run(condition=RunSteps(num_steps=1), run_cfg=cfg)  # compiles, then one step
@@ -117,7 +120,7 @@ def _alive(process: multiprocessing.Process) -> bool:
 
 
 def _read(network: FixedPointNetwork, lava: LavaNetwork, final_states: bool) -> SampleRun:
-    spikes = [sink.data.get().T.astype(np.uint8) for sink in lava.sinks]
+    spikes = [unpack_spikes(r.packed.get(), lava.n_steps, layer.size) for r, layer in zip(lava.recorders, network.hidden)]
     v = np.zeros((lava.n_steps, network.n_classes), np.int64)
     for group in lava.readout:
         data = group.monitor.get_data()[group.lif.name]["v"]
