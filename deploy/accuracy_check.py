@@ -30,11 +30,10 @@ def fixed_network(model_path: str | os.PathLike, model, profile: str | None) -> 
         if profile is not None:
             raise SilifDeployError("--profile applies to checkpoints; an artifact was quantized already")
         return read_artifact(model_path)
-    from silif_deploy.converters.float_params import float_network
-    from silif_deploy.converters.quantize import quantize
+    from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models.profile import load_profile
 
-    return quantize(float_network(model), load_profile(profile))
+    return quantize_model(model, load_profile(profile))
 
 
 def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> InputData:

@@ -133,10 +133,8 @@ def compare_row(path: str, data, hardware, energy_profile: str, model_type: str 
 def _float_and_fixed(path: str, x: np.ndarray, hardware, model_type: str | None):
     """The float model and the fixed-point network of one source (checkpoints quantized in memory)."""
     from silif_deploy.converters.artifact import float_model_from_artifact, read_artifact
-    from silif_deploy.converters.float_params import float_network
-    from silif_deploy.converters.quantize import quantize
     from silif_deploy.deploy.engines import load_float_model, source_kind
-    from silif_deploy.deploy.pipeline import calibration_ranges
+    from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.errors import SilifDeployError
 
     if source_kind(path) == "artifact":
@@ -147,10 +145,7 @@ def _float_and_fixed(path: str, x: np.ndarray, hardware, model_type: str | None)
         if model_type is None:
             raise
         model = load_float_model(path, model_type=model_type)
-    ranges, readout_range = calibration_ranges(model, x)
-    network = quantize(float_network(model), hardware, state_ranges=ranges, readout_range=readout_range,
-                       calibration_input=x)
-    return model, network
+    return model, quantize_model(model, hardware, x)
 
 
 def _cell(key: str, value: Any) -> str:

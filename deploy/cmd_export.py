@@ -66,19 +66,13 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
 def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     from silif_deploy.converters.datasets import load_input
-    from silif_deploy.converters.float_params import float_network
     from silif_deploy.converters.netx_export import write_netx
-    from silif_deploy.converters.quantize import quantize
-    from silif_deploy.deploy.pipeline import calibration_ranges
+    from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models.profile import load_profile
 
     hw = load_profile(args.profile)
-    calibration = {}
-    if args.calibrate is not None:
-        data = load_input(args.calibrate, n_channels=job.model.config.n_inputs)
-        ranges, readout_range = calibration_ranges(job.model, data.x)
-        calibration = {"state_ranges": ranges, "readout_range": readout_range, "calibration_input": data.x}
-    network = quantize(float_network(job.model), hw, **calibration)
+    x = None if args.calibrate is None else load_input(args.calibrate, n_channels=job.model.config.n_inputs).x
+    network = quantize_model(job.model, hw, x)
     network.provenance = provenance(source_checkpoint=job.source.name, source_sha256=job.source_sha256,
                                     hardware_profile=hw.name)
     path = job.output(".netx.h5")

@@ -31,7 +31,8 @@ from silif_deploy.converters.files import provenance, sha256_file
 from silif_deploy.deploy import energy_report, reporting
 from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
 from silif_deploy.hw_models import metrics
-from silif_deploy.hw_models.profile import load_profile
+from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.profile import HardwareProfile, load_profile
 from silif_deploy.hw_models.simulator import simulate
 
 REPORT_FILES = ("report.json", "report.md", "report.png")
@@ -87,6 +88,17 @@ def calibration_ranges(model, x: np.ndarray, batch_size: int = reporting.EVAL_BA
     return hidden, readout  # type: ignore[return-value]
 
 
+def quantize_model(model, hw: HardwareProfile, x: np.ndarray | None = None) -> FixedPointNetwork:
+    """Quantize a float model under ``hw``; with a calibration input ``x``, from its float state ranges."""
+    from silif_deploy.converters.float_params import float_network
+    from silif_deploy.converters.quantize import quantize
+
+    if x is None:
+        return quantize(float_network(model), hw)
+    ranges, readout_range = calibration_ranges(model, x)
+    return quantize(float_network(model), hw, state_ranges=ranges, readout_range=readout_range, calibration_input=x)
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     """(inode, mtime) of a file, None when absent: atomic writes replace the inode."""
     try:
@@ -127,10 +139,8 @@ def export_loihi2(
     ``model``: the float model of ``model_path`` when the caller has loaded it already.
     """
     from silif_deploy.converters.datasets import load_input
-    from silif_deploy.converters.float_params import float_network
     from silif_deploy.converters.nir_export import write_nir
     from silif_deploy.converters.nir_import import model_from_nir_file
-    from silif_deploy.converters.quantize import quantize
     from silif_deploy.deploy.cmd_export import model_name
 
     started = time.perf_counter()
@@ -146,11 +156,7 @@ def export_loihi2(
     with _all_or_nothing(out, [nir_path, artifact_path, json_path, md_path, png_path]):
         write_nir(model, nir_path, source_sha256=source_sha256)
         nir_model = model_from_nir_file(nir_path)
-        calibration: dict[str, Any] = {}
-        if data is not None:
-            ranges, readout_range = calibration_ranges(nir_model, data.x)
-            calibration = {"state_ranges": ranges, "readout_range": readout_range, "calibration_input": data.x}
-        network = quantize(float_network(nir_model), hw, **calibration)
+        network = quantize_model(nir_model, hw, None if data is None else data.x)
         network.provenance = provenance(
             source_checkpoint=Path(model_path).name, source_sha256=source_sha256,
             nir_sha256=sha256_file(nir_path), model_type=model.config.model_type,
