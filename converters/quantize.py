@@ -6,16 +6,19 @@ Per hidden layer (F = the profile's coefficient bits, S = the state scale, a pow
   state range R (calibrated max |state| × headroom, else the profile's default range), and a
   legal threshold (S = vth_mant << 6). The threshold 1.0 becomes θ = S.
 * **Weights.** The synaptic input enters the neuron as A = a << input_shift with
-  a = (W_int·x) << weight_exp, and must stand for G·I·S, so
-  W_int ≈ G·W'·S / 2^(weight_exp + input_shift + input_frac). The exponent is the smallest that
+  a = (W_int·x) << weight_exp, and must stand for r·I·S, so
+  W_int ≈ r·W'·S / 2^(weight_exp + input_shift + input_frac). The exponent is the smallest that
   fits the largest weight in the profile's weight format; weights round to Lava's legal grid.
-  G is the layer's largest |input gain| for C-SiLIF (2b) and RF (Δt), and 1 for the adaptive
-  kinds, whose gain 1 − α also multiplies the state w and stays a per-neuron coefficient.
+  For C-SiLIF (gain 2b) and RF (Δt) each row n has its own stretch r_n, chosen so that every row
+  spans the weight format, and the neuron's gain coefficient becomes gain_n / r_n (see
+  :func:`_row_scales`). The adaptive kinds keep r = 1: their gain 1 − α also multiplies the
+  state w, so it stays the per-neuron coefficient it is.
 * **Coefficients** round to k/2^F; α's complement g = 2^F − α keeps α + (1 − α) = 1 exact.
-* **Bias** (folded BatchNorm offset) rounds to Loihi's mantissa·2^exponent format.
+* **Bias** (folded BatchNorm offset, times r) rounds to Loihi's mantissa·2^exponent format.
 
 The readout becomes Loihi's CUBA LIF: du = 4095 (memoryless current), dv = 4096 − round(α·4096),
-gain 1 − α folded into each weight row and the bias, threshold at its maximum (never reached).
+gain 1 − α folded into each weight row and the bias, threshold at its maximum; its state scale
+keeps the range below that threshold (narrower than a wide profile's states), so v never resets.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ from silif_deploy.hw_models.profile import HardwareProfile
 READOUT_VTH_MANT_BITS = 17  # Lava LIF vth: 17-bit mantissa; the readout never reaches it
 
 
-def state_scale(profile: HardwareProfile, state_range: float) -> int:
-    """S = 2^k with S·range ≤ state max and 2^threshold_exponent ≤ S ≤ the largest threshold."""
+def state_scale(profile: HardwareProfile, state_range: float, ceiling: int | None = None) -> int:
+    """S = 2^k with S·range ≤ ceiling (default the state max) and 2^threshold_exponent ≤ S ≤ the largest threshold."""
     k_max = int(math.floor(math.log2(profile.max_threshold)))
-    k = int(math.floor(math.log2(profile.state_max / max(state_range, 1e-9))))
+    limit = profile.state_max if ceiling is None else ceiling
+    k = int(math.floor(math.log2(limit / max(state_range, 1e-9))))
     return 1 << min(max(k, profile.threshold_exponent), k_max)
 
 
@@ -69,12 +73,17 @@ def quantize_weights(target: np.ndarray, profile: HardwareProfile) -> tuple[np.n
     return w_int, exp, diag
 
 
+def bias_max(profile: HardwareProfile) -> int:
+    """The largest bias magnitude the profile's mantissa·2^exponent format holds."""
+    return ((1 << (profile.bias_mantissa_bits - 1)) - 1) << profile.bias_exponent_max
+
+
 def quantize_bias(bias: np.ndarray, profile: HardwareProfile, exponent_min: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Round to mantissa·2^exponent (signed mantissa of ``bias_mantissa_bits``, exponent ≤ max).
 
     Returns (mantissa, exponent, integer value, number of biases out of range (clipped)).
     """
-    m_max = (1 << (profile.bias_mantissa_bits - 1)) - 1
+    m_max = bias_max(profile) >> profile.bias_exponent_max
     mag = np.abs(bias)
     exp = np.where(mag > m_max, np.ceil(np.log2(np.maximum(mag, 1) / m_max)), 0).astype(np.int64)
     exp = np.maximum(exp, exponent_min)
@@ -89,27 +98,56 @@ def _coef(x: np.ndarray, frac_bits: int) -> np.ndarray:
     return np.clip(np.rint(x * one), -one, one).astype(np.int64)
 
 
+def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int) -> tuple[np.ndarray, float]:
+    """Per-row weight stretches r_n of a resonate layer, and G = max_n |g_n|·‖W'_n‖∞.
+
+    Row n of the weights (and its bias) is multiplied by r_n and the neuron's gain coefficient
+    becomes g_n / r_n: the neuron's input scale (BatchNorm's γ/σ times its gain 2b or Δt) moves
+    from the weights, where one exponent serves the whole layer, into its own coefficient. With
+    one shared scale, rows of small γ/σ kept a few bits, and their errors integrate in neurons
+    with |λ| close to 1 (C-SiLIF lost 1.7 % spike agreement in L1 to it under ``loihi2-wide``).
+
+    Both roundings count: a row stretched to the full weight range P leaves the gain a
+    coefficient c_n = |g_n|·‖W'_n‖∞ / G of the unit, with relative error 1/(2·c_n·2^F). The
+    sum step/(2·ρP) + 1/(2·c_n·2^F/ρ) of the two is least at ρ_n = √(step·2^F·c_n / P), so rows
+    stretch to that fraction ρ_n ≤ 1 of the range (all of it unless c_n is tiny), and no gain
+    rounds to 0; less where the stretched bias would leave the bias format, never below c_n
+    (the gain coefficient c_n / ρ_n stays ≤ 1). r_n = ρ_n·G / ‖W'_n‖∞.
+    """
+    step, _, w_max = weight_grid(profile.weight_bits)
+    peak = np.abs(layer.weight).max(axis=1, initial=0.0)
+    peak = np.where(peak > 0, peak, 1.0)  # a row without weights keeps its gain as it is
+    norm = float(np.abs(layer.gain * peak).max(initial=0.0)) or 1.0
+    share = np.abs(layer.gain) * peak / norm
+    stretch = np.minimum(1.0, np.sqrt(step * 2.0**profile.coefficient_bits * share / w_max))
+    # the stretched bias must stay representable (else it is clipped); the gain must stay ≤ 1
+    with np.errstate(divide="ignore"):
+        bias_room = bias_max(profile) * peak / (np.abs(layer.bias) * state_scale * norm)
+    stretch = np.maximum(np.minimum(stretch, bias_room), share)
+    stretch = np.where(stretch > 0, stretch, 1.0)  # a neuron without gain: nothing to balance
+    return stretch * norm / peak, norm
+
+
 def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float, input_frac: int, graded: bool) -> tuple[FixedLayer, dict]:
     f = profile.coefficient_bits
     one = 1 << f
     scale = state_scale(profile, state_range)
     half = profile.state_max + 1
     resonate = layer.kind in ("csilif", "rf")
-    gain_fold = float(np.abs(layer.gain).max()) if resonate else 1.0
-    gain_fold = gain_fold or 1.0
-    target = gain_fold * layer.weight * scale / 2.0 ** (profile.input_shift + input_frac)
+    row_scale, gain_norm = _row_scales(layer, profile, scale) if resonate else (np.ones(layer.size), 1.0)
+    target = row_scale[:, None] * layer.weight * scale / 2.0 ** (profile.input_shift + input_frac)
     w_int, w_exp, diag = quantize_weights(target, profile)
-    mant, exp, bias, bias_out = quantize_bias(gain_fold * layer.bias * scale, profile)
+    mant, exp, bias, bias_out = quantize_bias(row_scale * layer.bias * scale, profile)
     diag.update(
         {"kind": layer.kind, "neurons": layer.size, "state_scale": scale, "state_range": state_range,
          "threshold": scale, "threshold_mantissa": scale >> profile.threshold_exponent,
-         "input_gain_folded": gain_fold, "biases_out_of_range": bias_out,
+         "input_gain_folded": gain_norm, "biases_out_of_range": bias_out,
          "biases_zeroed": int(np.count_nonzero((bias == 0) & (layer.bias != 0)))}
     )
     c = layer.coefficients
     if resonate:
         lam_re, lam_im = _coef(c["lam_re"], f), _coef(c["lam_im"], f)
-        gain = _coef(layer.gain / gain_fold, f)
+        gain = _coef(layer.gain / row_scale, f)
         params = ResonateParams(
             lam_re=lam_re, lam_im=lam_im, gain=gain, bias=bias, threshold=scale, frac_bits=f,
             input_shift=profile.input_shift, half=half, mode=OVERFLOW_CODES[profile.membrane_overflow],
@@ -148,7 +186,10 @@ def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: floa
 
 
 def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float) -> tuple[FixedLayer, dict]:
-    scale = state_scale(profile, state_range)
+    # v must stay below the (unreachable) threshold, which is narrower than a wide profile's states:
+    # once v passed it, the CUBA neuron spiked and reset its v to 0
+    vth = (1 << READOUT_VTH_MANT_BITS) - 1
+    scale = state_scale(profile, state_range, ceiling=min(profile.state_max, vth << profile.threshold_exponent))
     one = 1 << DECAY_BITS
     alpha = np.clip(np.rint(layer.coefficients["alpha"] * one), 1, one).astype(np.int64)
     gain = layer.gain[:, None]
@@ -158,7 +199,7 @@ def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: flo
     n = layer.size
     params = CubaParams(
         du=np.full(n, one - 1, np.int64), dv=one - alpha, bias_mant=mant, bias_exp=exp,
-        vth=(1 << READOUT_VTH_MANT_BITS) - 1, input_shift=profile.input_shift,
+        vth=vth, input_shift=profile.input_shift,
         threshold_exponent=profile.threshold_exponent, half=profile.state_max + 1,
     )
     diag.update({"kind": "cuba", "neurons": n, "state_scale": scale, "state_range": state_range,

@@ -17,8 +17,8 @@ from silif_deploy.hw_models.fixed_point import overflow, tz_mul
 class ResonateParams(NamedTuple):
     """Integer parameters of a resonate layer (arrays hold one entry per neuron).
 
-    λ = λr + i·λi as k/2^F integers, g the input gain (k/2^F; the layer's largest |gain| is
-    folded into the weights and the bias), A_t = a_t << ``input_shift``, θ = ``threshold``.
+    λ = λr + i·λi as k/2^F integers, g the input gain (k/2^F, |g| ≤ 1: the quantizer stretches
+    each neuron's weight row and bias by the rest), A_t = a_t << ``input_shift``, θ = ``threshold``.
 
     ``reset_first = 1`` (C-SiLIF: reset before the rotation)::
 

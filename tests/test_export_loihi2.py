@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from silif_deploy.deploy.cli import main
+from silif_deploy.deploy.pipeline import SyntheticProbe
 
 from conftest import HAS_TORCH, checkpoint_path, golden_path
 
@@ -84,6 +85,29 @@ def test_wide_profile_is_closer_to_float(default_export, wide_export):
         assert w["spike_agreement"] > d["spike_agreement"]
     assert wide["layers"][0]["spike_agreement"] > 0.99
     assert default["prediction_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("model", ["silif", "cadlif", "csilif"])
+def test_wide_profile_agrees_above_99_percent_in_every_layer(model, tmp_path, capsys):
+    """The issue's target: `loihi2-wide`, calibrated on the golden inputs, keeps more than 99 % of the
+    float model's spikes in every layer, on the golden inputs and on random SSC-like input (another
+    probe seed than the reports' default: input the calibration never saw)."""
+    golden_input, probe = tmp_path / "golden.npz", tmp_path / "probe.npz"
+    np.savez(golden_input, input=np.load(golden_path(model))["input"])
+    np.savez(probe, input=SyntheticProbe(samples=16, seed=1).generate(140))
+    outdir = tmp_path / "wide"
+    assert main(["export", str(checkpoint_path(model)), "--target", "loihi2", "-o", str(outdir), "--model-type", model,
+                 "--profile", "loihi2-wide", "--calibrate", str(golden_input)]) == 0
+    report = json.loads((outdir / "report.json").read_text())
+    path = tmp_path / "probe_report.json"
+    artifact = outdir / f"ssc_{model}_2x512.loihi2.h5"
+    assert _simulate(capsys, artifact, "--input", probe, "--out", tmp_path / "o.npz", "--report", path)[0] == 0
+    on_probe = json.loads(path.read_text())["fidelity"]
+    assert on_probe["samples"] == 16 and report["fidelity"]["samples"] == 4
+    for fidelity in (report["fidelity"], on_probe):
+        assert [layer["name"] for layer in fidelity["layers"]] == ["L0", "L1"]
+        assert min(layer["spike_agreement"] for layer in fidelity["layers"]) > 0.99, fidelity["layers"]
+        assert fidelity["prediction_agreement"] == 1.0
 
 
 def test_simulate_artifact_fixed_by_default_with_integer_states(default_export, golden, tmp_path, capsys):

@@ -186,8 +186,11 @@ def test_payload_holds_the_coefficients_in_their_trained_dtype(golden_exports):
         tau_w = sub.nodes["n1_w"].tau
         assert np.all(tau_w[ones] == np.float32(2.0**26 * DEFAULT_DT))
         assert np.all(np.float32(np.exp(-DEFAULT_DT / tau_w[ones].astype(np.float64))) == 1.0)
-    counts = [int(graph.nodes[f"n{2 + 2 * i}_silif{i}"].metadata["degenerate_beta"].sum()) for i in range(2)]
-    assert counts == [4, 36]
+        # which β reach 1.0 depends on the CPU's float32 exp (6 + 37, 4 + 36 and, in the spec, 6 + 43
+        # on three machines): bracket the count with float64 β, allowing about an ulp either way
+        beta64 = np.exp(-(np.exp(layer.beta.detach().double().numpy()) * np.exp(layer.dt.detach().double().numpy())))
+        assert np.count_nonzero(beta64 > 1 - 2.0**-26) <= ones.sum() <= np.count_nonzero(beta64 > 1 - 2.0**-23)
+        assert 0 < ones.sum() < 0.1 * len(ones)
     lam = nir.read(golden_exports["csilif"][2]).nodes["n2_csilif0"].metadata["lambda"]
     assert lam.dtype == np.complex64 and (lam.real < 0).mean() > 0.2  # Re λ < 0 for 21.9 % (neurons.md §16)
 

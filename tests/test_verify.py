@@ -169,8 +169,9 @@ def test_changed_hidden_weight_fails_at_the_first_difference_of_the_two_simulati
     d, artifact, golden_file, golden = golden_setup
     spikes0 = golden_spikes(golden, 0)
     pre = int(np.argmax(spikes0.sum(axis=(0, 1))))
-    weights = read_artifact(artifact).hidden[1].synapse.weights
-    post = int(np.argmax(np.abs(weights[:, pre])))
+    layer1 = read_artifact(artifact).hidden[1]
+    # the neuron's gain scales its whole row (every row spans the weight format): weigh by both
+    post = int(np.argmax(np.abs(layer1.synapse.weights[:, pre] * layer1.params.gain)))
 
     def edit(f):
         w = f["layers/1/weights"]
