@@ -3,8 +3,9 @@
 Per hidden layer (F = the profile's coefficient bits, S = the state scale, a power of two):
 
 * **State scale.** S = 2^k, the largest power of two with S·R ≤ 2^(bits−1) − 1 for the layer's
-  state range R (calibrated max |state| × headroom, else the profile's default range), and a
-  legal threshold (S = vth_mant << 6). The threshold 1.0 becomes θ = S.
+  state range R (calibrated max |state| × headroom, else the profile's default range), a legal
+  threshold (S = vth_mant << 6), and weights that still fit the weight format at its largest
+  exponent. The threshold 1.0 becomes θ = S.
 * **Weights.** The synaptic input enters the neuron as A = a << input_shift with
   a = (W_int·x) << weight_exp, and must stand for r·I·S, so
   W_int ≈ r·W'·S / 2^(weight_exp + input_shift + input_frac). The exponent is the smallest that
@@ -38,12 +39,15 @@ from silif_deploy.hw_models.neuron_cuba import DECAY_BITS, CubaParams
 from silif_deploy.hw_models.neuron_resonate import ResonateParams
 from silif_deploy.hw_models.profile import HardwareProfile
 
-READOUT_VTH_MANT_BITS = 17  # Lava LIF vth: 17-bit mantissa; the readout never reaches it
-
-
-def state_scale(profile: HardwareProfile, state_range: float, ceiling: int | None = None) -> int:
-    """S = 2^k with S·range ≤ ceiling (default the state max) and 2^threshold_exponent ≤ S ≤ the largest threshold."""
+def state_scale(profile: HardwareProfile, state_range: float, weight_peak: float, input_frac: int = 0,
+                ceiling: int | None = None) -> int:
+    """S = 2^k with S·range ≤ ceiling (default the state max), 2^threshold_exponent ≤ S ≤ the
+    largest threshold, and the largest weight, weight_peak·S / 2^(input_shift + input_frac), within
+    the weight format at its largest exponent (a wide profile's states otherwise outgrow it)."""
     k_max = int(math.floor(math.log2(profile.max_threshold)))
+    _, _, w_max = weight_grid(profile.weight_bits)
+    weight_room = w_max * 2.0 ** (profile.weight_exp_max + profile.input_shift + input_frac) / max(weight_peak, 1e-30)
+    k_max = min(k_max, int(math.floor(math.log2(weight_room))))
     limit = profile.state_max if ceiling is None else ceiling
     k = int(math.floor(math.log2(limit / max(state_range, 1e-9))))
     return 1 << min(max(k, profile.threshold_exponent), k_max)
@@ -98,7 +102,7 @@ def _coef(x: np.ndarray, frac_bits: int) -> np.ndarray:
     return np.clip(np.rint(x * one), -one, one).astype(np.int64)
 
 
-def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int) -> tuple[np.ndarray, float]:
+def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int, unit: float) -> tuple[np.ndarray, float]:
     """Per-row weight stretches r_n of a resonate layer, and G = max_n |g_n|·‖W'_n‖∞.
 
     Row n of the weights (and its bias) is multiplied by r_n and the neuron's gain coefficient
@@ -112,14 +116,19 @@ def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int) -
     sum step/(2·ρP) + 1/(2·c_n·2^F/ρ) of the two is least at ρ_n = √(step·2^F·c_n / P), so rows
     stretch to that fraction ρ_n ≤ 1 of the range (all of it unless c_n is tiny), and no gain
     rounds to 0; less where the stretched bias would leave the bias format, never below c_n
-    (the gain coefficient c_n / ρ_n stays ≤ 1). r_n = ρ_n·G / ‖W'_n‖∞.
+    (the gain coefficient c_n / ρ_n stays ≤ 1). The range is the largest weight itself, not
+    the power of two above the largest row: every row gains up to a bit. r_n = ρ_n·G / ‖W'_n‖∞,
+    ``unit`` = integer weight (at exponent 0) per unit of stretched float weight.
     """
     step, _, w_max = weight_grid(profile.weight_bits)
     peak = np.abs(layer.weight).max(axis=1, initial=0.0)
     peak = np.where(peak > 0, peak, 1.0)  # a row without weights keeps its gain as it is
     norm = float(np.abs(layer.gain * peak).max(initial=0.0)) or 1.0
     share = np.abs(layer.gain) * peak / norm
-    stretch = np.minimum(1.0, np.sqrt(step * 2.0**profile.coefficient_bits * share / w_max))
+    # rows at full stretch peak at norm·unit = w_max·2^e / fill; a hair below w_max·2^e, so that
+    # rounding cannot lift the exponent and halve every row
+    fill = w_max * 2.0 ** math.ceil(math.log2(norm * unit / w_max)) / (norm * unit) * (1 - 2.0**-40)
+    stretch = fill * np.minimum(1.0, np.sqrt(step * 2.0**profile.coefficient_bits * share / w_max))
     # the stretched bias must stay representable (else it is clipped); the gain must stay ≤ 1
     with np.errstate(divide="ignore"):
         bias_room = bias_max(profile) * peak / (np.abs(layer.bias) * state_scale * norm)
@@ -131,11 +140,15 @@ def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int) -
 def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float, input_frac: int, graded: bool) -> tuple[FixedLayer, dict]:
     f = profile.coefficient_bits
     one = 1 << f
-    scale = state_scale(profile, state_range)
-    half = profile.state_max + 1
     resonate = layer.kind in ("csilif", "rf")
-    row_scale, gain_norm = _row_scales(layer, profile, scale) if resonate else (np.ones(layer.size), 1.0)
-    target = row_scale[:, None] * layer.weight * scale / 2.0 ** (profile.input_shift + input_frac)
+    # the largest weight per unit of S: resonate rows all stretch to G = max_n |g_n|·‖W'_n‖∞
+    weight_peak = float(np.abs(layer.gain * np.abs(layer.weight).max(axis=1, initial=0.0)).max(initial=0.0)) \
+        if resonate else float(np.abs(layer.weight).max(initial=0.0))
+    scale = state_scale(profile, state_range, weight_peak, input_frac)
+    half = profile.state_max + 1
+    unit = scale / 2.0 ** (profile.input_shift + input_frac)
+    row_scale, gain_norm = _row_scales(layer, profile, scale, unit) if resonate else (np.ones(layer.size), 1.0)
+    target = row_scale[:, None] * layer.weight * unit
     w_int, w_exp, diag = quantize_weights(target, profile)
     mant, exp, bias, bias_out = quantize_bias(row_scale * layer.bias * scale, profile)
     diag.update(
@@ -186,13 +199,14 @@ def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: floa
 
 
 def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float) -> tuple[FixedLayer, dict]:
-    # v must stay below the (unreachable) threshold, which is narrower than a wide profile's states:
-    # once v passed it, the CUBA neuron spiked and reset its v to 0
-    vth = (1 << READOUT_VTH_MANT_BITS) - 1
-    scale = state_scale(profile, state_range, ceiling=min(profile.state_max, vth << profile.threshold_exponent))
+    # the largest threshold, which v must never pass (the CUBA neuron would spike and reset v to 0);
+    # it can be narrower than the states (Lava: 2^23 − 64 against 2^23 − 1; so the ceiling)
+    vth = (1 << profile.threshold_mantissa_bits) - 1
+    gain = layer.gain[:, None]
+    scale = state_scale(profile, state_range, float(np.abs(gain * layer.weight).max(initial=0.0)),
+                        ceiling=min(profile.state_max, profile.max_threshold))
     one = 1 << DECAY_BITS
     alpha = np.clip(np.rint(layer.coefficients["alpha"] * one), 1, one).astype(np.int64)
-    gain = layer.gain[:, None]
     target = gain * layer.weight * scale / 2.0**profile.input_shift
     w_int, w_exp, diag = quantize_weights(target, profile)
     mant, exp, bias, bias_out = quantize_bias(layer.gain * layer.bias * scale, profile)

@@ -99,6 +99,10 @@ def test_wide_profile_agrees_above_99_percent_in_every_layer(model, tmp_path, ca
     assert main(["export", str(checkpoint_path(model)), "--target", "loihi2", "-o", str(outdir), "--model-type", model,
                  "--profile", "loihi2-wide", "--calibrate", str(golden_input)]) == 0
     report = json.loads((outdir / "report.json").read_text())
+    # 32-bit states would allow scales whose weights leave the format: the scale must yield to them
+    quantization = report["quantization"]["layers"]  # the hidden layers and the readout
+    assert [d["name"] for d in quantization] == ["L0", "L1", "readout"]
+    assert all(d["weights_clipped"] == 0 and d["biases_out_of_range"] == 0 for d in quantization)
     path = tmp_path / "probe_report.json"
     artifact = outdir / f"ssc_{model}_2x512.loihi2.h5"
     assert _simulate(capsys, artifact, "--input", probe, "--out", tmp_path / "o.npz", "--report", path)[0] == 0

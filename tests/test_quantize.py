@@ -47,7 +47,7 @@ def test_resonate_rows_span_the_weight_format_and_the_gain_restores_the_input_sc
         share = np.abs(float_layer.gain) * np.abs(float_layer.weight).max(axis=1)
         share /= share.max()
         full = share >= w_max / (step * one)
-        assert full.any() and peaks.max() > w_max // 2
+        assert full.any() and peaks.max() == w_max  # the largest weight itself, not the power of two above
         assert np.all(peaks[full] == peaks.max()) and np.all(peaks[share < 0.5 * w_max / (step * one)] < peaks.max())
         assert np.all(gain != 0)
         # g·W·2^(exp + input_shift) / S stands for the float gain·W' (the input is counts: no fraction bits)
@@ -67,6 +67,23 @@ def test_resonate_rows_span_the_weight_format_and_the_gain_restores_the_input_sc
         mantissa_error = 2.0 ** (2 - profile.bias_mantissa_bits)  # half a step of a mantissa ≥ 2^(bits − 2)
         bias_bound = np.abs(expected_bias) * ((1 + mantissa_error) * (1 + gain_error) - 1) + 0.5 * np.abs(gain / one) / layer.scale
         assert np.all(np.abs(bias - expected_bias) <= bias_bound)
+
+
+@pytest.mark.parametrize("kind", ["silif", "csilif"])
+@pytest.mark.parametrize("profile_name", ["loihi2", "loihi2-wide"])
+def test_state_scale_yields_to_weights_that_would_leave_the_format(kind, profile_name):
+    """Weights 100 × larger (BatchNorm γ/σ of 30 on weights of 16 do this) and a small state range:
+    the range alone would give a scale whose weights exceed w_max·2^7; the scale is lowered instead."""
+    profile = load_profile(profile_name)
+    net = _uneven_rows(kind)
+    for layer in (*net.hidden, net.readout):
+        layer.weight *= 100.0
+    fixed = quantize(net, profile, state_ranges=[0.5, 0.5], readout_range=0.5)
+    _, _, w_max = weight_grid(profile.weight_bits)
+    for d, layer in zip(fixed.quantization["layers"] + [fixed.quantization["readout"]], fixed.layers):
+        assert d["weights_clipped"] == 0 and layer.synapse.weight_exp <= profile.weight_exp_max
+        assert np.abs(layer.synapse.weights).max() > w_max // 2, "the scale is lowered no further than needed"
+        assert layer.scale < profile.state_max / (0.5 * profile.calibration_headroom) / 2
 
 
 @pytest.mark.parametrize("profile_name", ["loihi2", "loihi2-wide"])

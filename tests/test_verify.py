@@ -233,8 +233,8 @@ def accuracy_setup(tmp_path_factory):
     """A C-SiLIF network whose `loihi2` fixed point disagrees with float on 4 of 64 samples (6.25 pp; none
     under `loihi2-wide`), with labels = the float predictions, so float accuracy is exactly 100 %."""
     d = tmp_path_factory.mktemp("accuracy")
-    model = small_model(3)
-    x = counts(3, 64, rate=0.3)
+    model = small_model(6)
+    x = counts(6, 64, rate=0.3)
     float_pred = model.run(x).prediction
     np.savez(d / "test.npz", input=x, labels=float_pred)
     np.savez(d / "unlabelled.npz", input=x)
