@@ -102,8 +102,17 @@ def _coef(x: np.ndarray, frac_bits: int) -> np.ndarray:
     return np.clip(np.rint(x * one), -one, one).astype(np.int64)
 
 
-def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int, unit: float) -> tuple[np.ndarray, float]:
-    """Per-row weight stretches r_n of a resonate layer, and G = max_n |g_n|·‖W'_n‖∞.
+def _input_scales(layer: FloatLayer) -> tuple[np.ndarray, float]:
+    """Row peaks ‖W'_n‖∞ of a resonate layer (1 for a row without weights: it keeps its gain as it
+    is) and G = max_n |g_n|·‖W'_n‖∞, the largest input scale, which every row stretches towards."""
+    peak = np.abs(layer.weight).max(axis=1, initial=0.0)
+    peak = np.where(peak > 0, peak, 1.0)
+    return peak, float(np.abs(layer.gain * peak).max(initial=0.0)) or 1.0
+
+
+def _row_scales(layer: FloatLayer, profile: HardwareProfile, peak: np.ndarray, norm: float, scale: int,
+                unit: float) -> np.ndarray:
+    """Per-row weight stretches r_n of a resonate layer (``peak``, ``norm``: :func:`_input_scales`).
 
     Row n of the weights (and its bias) is multiplied by r_n and the neuron's gain coefficient
     becomes g_n / r_n: the neuron's input scale (BatchNorm's γ/σ times its gain 2b or Δt) moves
@@ -121,9 +130,6 @@ def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int, u
     ``unit`` = integer weight (at exponent 0) per unit of stretched float weight.
     """
     step, _, w_max = weight_grid(profile.weight_bits)
-    peak = np.abs(layer.weight).max(axis=1, initial=0.0)
-    peak = np.where(peak > 0, peak, 1.0)  # a row without weights keeps its gain as it is
-    norm = float(np.abs(layer.gain * peak).max(initial=0.0)) or 1.0
     share = np.abs(layer.gain) * peak / norm
     # rows at full stretch peak at norm·unit = w_max·2^e / fill; a hair below w_max·2^e, so that
     # rounding cannot lift the exponent and halve every row
@@ -131,23 +137,25 @@ def _row_scales(layer: FloatLayer, profile: HardwareProfile, state_scale: int, u
     stretch = fill * np.minimum(1.0, np.sqrt(step * 2.0**profile.coefficient_bits * share / w_max))
     # the stretched bias must stay representable (else it is clipped); the gain must stay ≤ 1
     with np.errstate(divide="ignore"):
-        bias_room = bias_max(profile) * peak / (np.abs(layer.bias) * state_scale * norm)
+        bias_room = bias_max(profile) * peak / (np.abs(layer.bias) * scale * norm)
     stretch = np.maximum(np.minimum(stretch, bias_room), share)
     stretch = np.where(stretch > 0, stretch, 1.0)  # a neuron without gain: nothing to balance
-    return stretch * norm / peak, norm
+    return stretch * norm / peak
 
 
 def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float, input_frac: int, graded: bool) -> tuple[FixedLayer, dict]:
     f = profile.coefficient_bits
     one = 1 << f
     resonate = layer.kind in ("csilif", "rf")
-    # the largest weight per unit of S: resonate rows all stretch to G = max_n |g_n|·‖W'_n‖∞
-    weight_peak = float(np.abs(layer.gain * np.abs(layer.weight).max(axis=1, initial=0.0)).max(initial=0.0)) \
-        if resonate else float(np.abs(layer.weight).max(initial=0.0))
+    if resonate:  # every row stretches towards G, the largest weight per unit of S
+        peak, gain_norm = _input_scales(layer)
+        weight_peak = gain_norm
+    else:
+        gain_norm, weight_peak = 1.0, float(np.abs(layer.weight).max(initial=0.0))
     scale = state_scale(profile, state_range, weight_peak, input_frac)
     half = profile.state_max + 1
     unit = scale / 2.0 ** (profile.input_shift + input_frac)
-    row_scale, gain_norm = _row_scales(layer, profile, scale, unit) if resonate else (np.ones(layer.size), 1.0)
+    row_scale = _row_scales(layer, profile, peak, gain_norm, scale, unit) if resonate else np.ones(layer.size)
     target = row_scale[:, None] * layer.weight * unit
     w_int, w_exp, diag = quantize_weights(target, profile)
     mant, exp, bias, bias_out = quantize_bias(row_scale * layer.bias * scale, profile)
