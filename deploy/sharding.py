@@ -172,7 +172,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     # One single-threaded process per core: the simulator and torch each run one thread per task.
     with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
