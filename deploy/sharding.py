@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -244,10 +245,12 @@ class TaskRecord:
 
 @dataclass
 class GraphRun:
-    """The results asked for and a record per task run (a retried task has one per try)."""
+    """The results asked for, a record per task run (a retried task has one per try), and the
+    wall time from the first submission to the last result."""
 
     results: dict[str, Any]
     records: list[TaskRecord]
+    wall_s: float
 
     def seconds_by_kind(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -269,15 +272,14 @@ def run_graph(client, tasks: list[Task], outputs: list[str], desc: str = "tasks"
         for key in t.uses:
             pending[key] += 1
     keep = set(outputs)
+    started = time.perf_counter()
     with tqdm(total=len(tasks), desc=desc, unit="task") as bar:
-        if client is None:
-            return _run_here(tasks, pending, keep, bar)
-        return _run_dask(client, tasks, pending, keep, bar)
+        run = _run_here if client is None else _run_dask
+        results, records = run(client, tasks, pending, keep, bar)
+    return GraphRun(results, records, time.perf_counter() - started)
 
 
-def _run_here(tasks: list[Task], pending: dict[str, int], keep: set[str], bar) -> GraphRun:
-    import time
-
+def _run_here(client, tasks: list[Task], pending: dict[str, int], keep: set[str], bar):
     results: dict[str, Any] = {}
     records = []
     for t in tasks:
@@ -289,10 +291,10 @@ def _run_here(tasks: list[Task], pending: dict[str, int], keep: set[str], bar) -
             if not pending[key] and key not in keep:
                 del results[key]
         bar.update(1)
-    return GraphRun({key: results[key] for key in keep}, records)
+    return {key: results[key] for key in keep}, records
 
 
-def _run_dask(client, tasks: list[Task], pending: dict[str, int], keep: set[str], bar) -> GraphRun:
+def _run_dask(client, tasks: list[Task], pending: dict[str, int], keep: set[str], bar):
     from distributed import as_completed, get_task_stream
 
     futures: dict[str, Any] = {}
@@ -312,7 +314,7 @@ def _run_dask(client, tasks: list[Task], pending: dict[str, int], keep: set[str]
                     futures.pop(key, None)  # the cluster frees it once nothing refers to it
             bar.update(1)
         results = dict(zip(outputs, client.gather(list(outputs.values()))))
-    return GraphRun(results, [_record(r) for r in stream.data if any(s["action"] == "compute" for s in r["startstops"])])
+    return results, [_record(r) for r in stream.data if any(s["action"] == "compute" for s in r["startstops"])]
 
 
 def _record(entry: dict[str, Any]) -> TaskRecord:

@@ -25,7 +25,7 @@ import itertools
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,7 @@ class SweepResult:
     provenance: dict[str, Any]
     data: dict[str, Any]
     run: dict[str, Any]
+    records: list[sharding.TaskRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "provenance": self.provenance,
@@ -319,7 +320,8 @@ def run_sweep(
         data={"path": str(data_path), "samples": samples, "steps": first.steps, "channels": first.channels,
               "shard_size": shard_size, "shards": len(sharding.shard_ranges(samples, shard_size))},
         run={**sharding.describe_client(client), "tasks": len(tasks), "wall_s": time.perf_counter() - started,
-             "task_seconds": graph.seconds_by_kind()},
+             "graph_wall_s": graph.wall_s, "task_seconds": graph.seconds_by_kind()},
+        records=graph.records,
     )
 
 
