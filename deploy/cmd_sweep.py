@@ -22,7 +22,7 @@ def bit_list(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from silif_deploy.deploy.sharding import DEFAULT_SHARD_SIZE, SCHEDULER_ENV
+    from silif_deploy.deploy.sharding import DEFAULT_SHARD_SIZE, add_scheduler_argument
 
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="trained checkpoints (.pt/.pth) or NIR files")
     p.add_argument("--data", required=True, help="labelled test data: SHD/SSC .h5 or .npz with labels (read by the workers)")
@@ -34,8 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"energy profile name or .toml path (default {DEFAULT_ENERGY_PROFILE})")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes of the embedded Dask cluster (default: one per core; 0: no Dask, in this process)")
-    p.add_argument("--scheduler", default=None,
-                   help=f"address of an existing Dask scheduler, e.g. tcp://HOST:8786 (default: ${SCHEDULER_ENV} if set)")
+    add_scheduler_argument(p)  # an existing cluster wins over --workers
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
                    help=f"samples per task (default {DEFAULT_SHARD_SIZE}); results do not depend on it beyond float rounding order")
     p.add_argument("--max-samples", type=int, default=None, help="only the first N samples (a quick look)")

@@ -34,6 +34,8 @@ from silif_deploy.converters.datasets import InputData, load_input
 from silif_deploy.errors import SilifDeployError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+CONNECT_TIMEOUT_S = 20
+"""How long to keep trying an existing scheduler before saying it cannot be reached."""
 DEFAULT_SHARD_SIZE = 256
 
 
@@ -147,12 +149,26 @@ def _on_dask_worker() -> bool:
 # Clusters.
 
 
+SCHEDULER_HELP = (f"an existing Dask scheduler: tcp://HOST:8786, or the JSON file `dask scheduler --scheduler-file` "
+                  f"wrote (default: ${SCHEDULER_ENV} when set); see docs/scaling.md")
+
+
+def add_scheduler_argument(p) -> None:
+    """The ``--scheduler`` option every command that shards its data takes."""
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
+
+
+def scheduler_address(given: str | None) -> str | None:
+    """``--scheduler``'s value, else ``$DASK_SCHEDULER_ADDRESS``, else None (no existing cluster)."""
+    return given or os.environ.get(SCHEDULER_ENV) or None
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``), else for an
-    embedded ``LocalCluster`` of ``workers`` processes (default :func:`default_workers`); None
-    for ``workers=0`` (run in this process)."""
-    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    """A ``distributed.Client`` for ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``; a ``.json``
+    path is a scheduler file), else for an embedded ``LocalCluster`` of ``workers`` processes
+    (default :func:`default_workers`); None for ``workers=0`` (run in this process)."""
+    scheduler = scheduler_address(scheduler)
     if scheduler is None and workers == 0:
         yield None
         return
@@ -164,7 +180,10 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         raise SilifDeployError("Dask's distributed package is missing; pip install 'distributed' or use --workers 0") from None
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout=30)
+            if scheduler.endswith(".json"):
+                client = Client(scheduler_file=scheduler, timeout=CONNECT_TIMEOUT_S)
+            else:
+                client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError) as err:
             raise SilifDeployError(f"cannot reach the Dask scheduler at '{scheduler}' ({err}); start one with "
                                    "`dask scheduler` and workers with `dask worker ADDRESS`, or drop --scheduler") from None

@@ -41,6 +41,9 @@ from silif_deploy.hw_models.run_result import RunResult
 
 SCHEMA = "silif-deploy/sweep"
 SCHEMA_VERSION = 1
+CHUNK = 64
+"""Samples a task runs at a time: keeps a task's spike rasters to tens of MB (SSC 2×512) whatever
+the shard size, at the float model's full speed (batches of 64 and 256 run alike on one thread)."""
 BIT_KEYS = {"weight_bits": ("weights", "bits"), "coefficient_bits": ("coefficients", "bits"),
             "state_bits": ("state", "bits")}
 """The swept fields of :class:`HardwareProfile` and their (section, key) in a profile's TOML."""
@@ -118,9 +121,9 @@ class FloatShard:
     neurons: list[int]
     correct: int
 
-    def result(self) -> RunResult:
-        spikes = [np.unpackbits(p, axis=-1, count=n).view(bool) for p, n in zip(self.packed_spikes, self.neurons)]
-        return RunResult(self.scores, spikes, self.readout_u)
+    def result(self, rows: slice = slice(None)) -> RunResult:
+        spikes = [np.unpackbits(p[rows], axis=-1, count=n).view(bool) for p, n in zip(self.packed_spikes, self.neurons)]
+        return RunResult(self.scores[rows], spikes, self.readout_u[rows])
 
 
 @dataclass
@@ -143,12 +146,19 @@ def quantize_task(checkpoint: str, model_type: str | None, profile_text: str, or
         return Unbuildable(f"{type(err).__name__}: {err}" if not isinstance(err, SilifDeployError) else str(err))
 
 
+def _chunks(n: int) -> list[slice]:
+    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+
+
 def float_task(checkpoint: str, model_type: str | None, data_path: str, binning, start: int, stop: int) -> FloatShard:
+    model = sharding.cached_float_model(checkpoint, model_type)
+    data = sharding.read_shard(data_path, start, stop, binning)
     with sharding.single_threaded_float():
-        data = sharding.read_shard(data_path, start, stop, binning)
-        out = sharding.cached_float_model(checkpoint, model_type).run(data.x)
-    return FloatShard(out.scores, out.readout_u, [np.packbits(s, axis=-1) for s in out.spikes],
-                      [s.shape[-1] for s in out.spikes], int(np.count_nonzero(out.prediction == data.labels)))
+        parts = [model.run(data.x[rows]) for rows in _chunks(len(data.x))]
+    spikes = [np.concatenate([np.packbits(p.spikes[l], axis=-1) for p in parts]) for l in range(len(parts[0].spikes))]
+    scores = np.concatenate([p.scores for p in parts])
+    return FloatShard(scores, np.concatenate([p.readout_u for p in parts]), spikes,
+                      [s.shape[-1] for s in parts[0].spikes], int(np.count_nonzero(scores.argmax(axis=1) == data.labels)))
 
 
 def fixed_task(network: Any, reference: FloatShard, data_path: str, binning, start: int, stop: int) -> FixedShard | None:
@@ -156,11 +166,15 @@ def fixed_task(network: Any, reference: FloatShard, data_path: str, binning, sta
 
     if isinstance(network, Unbuildable):
         return None
+    data, description = sharding.read_shard(data_path, start, stop, binning), metrics.describe_fixed(network)
+    tally = fidelity = None
     with sharding.single_threaded_float():
-        data = sharding.read_shard(data_path, start, stop, binning)
-        out = simulate(network, data.x)
-    return FixedShard(metrics.tally_run(metrics.describe_fixed(network), data.x, out, data.labels),
-                      metrics.tally_fidelity(out, reference.result()), reference.correct)
+        for rows in _chunks(len(data.x)):
+            out = simulate(network, data.x[rows])
+            t = metrics.tally_run(description, data.x[rows], out, data.labels[rows])
+            f = metrics.tally_fidelity(out, reference.result(rows))
+            tally, fidelity = (t, f) if tally is None else (tally + t, fidelity + f)
+    return FixedShard(tally, fidelity, reference.correct)
 
 
 def row_task(base_row: dict[str, Any], network: Any, shards: list[FixedShard | None], energy_profile: str,

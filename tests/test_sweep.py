@@ -145,6 +145,23 @@ def test_cli_writes_table_plots_and_profiles(tmp_path, capsys):
     assert "| synth_digits_silif_2x128.pt | 4 | 12 | 24 |" in (out / "sweep.md").read_text()
 
 
+def test_cli_sends_the_work_to_an_existing_scheduler(no_dask, two_workers, tmp_path, monkeypatch):
+    monkeypatch.setenv(sharding.SCHEDULER_ENV, two_workers.scheduler.address)  # as `export DASK_SCHEDULER_ADDRESS=...`
+    out = tmp_path / "remote"
+    assert main(["sweep", SILIF, "--data", DATA, "--weight-bits", "4,8,20", "--coefficient-bits", "12", "--state-bits",
+                 "24", "--max-samples", str(SAMPLES), "--shard-size", str(SHARD), "-o", str(out)]) == 0
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["run"]["scheduler"] == two_workers.scheduler.address and saved["run"]["workers"] == 2
+    assert sweep_report.numeric_json(saved["rows"]) == sweep_report.numeric_json(no_dask.rows)
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sharding, "CONNECT_TIMEOUT_S", 1)
+    code = main(["sweep", SILIF, "--data", DATA, "--scheduler", "tcp://127.0.0.1:9", "-o", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("silif-deploy sweep: error: cannot reach the Dask scheduler")
+
+
 def test_bad_bit_list_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", SILIF, "--data", DATA, "--weight-bits", "4,x", "-o", str(tmp_path)])
