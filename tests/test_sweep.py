@@ -168,13 +168,52 @@ def test_bad_bit_list_is_a_usage_error(tmp_path):
     assert exit_info.value.code == 2
 
 
-def test_map_shards_matches_the_one_pass_predictions(two_workers):
+def test_map_shards_matches_the_one_pass_predictions(two_workers, tmp_path):
+    from silif_deploy.converters.datasets import load_input
     from silif_deploy.deploy.accuracy_check import fixed_and_float_predictions
 
-    labels, float_pred, fixed_pred = fixed_and_float_predictions(SILIF, DATA)
+    data, small = load_input(DATA), tmp_path / "small.npz"
+    np.savez(small, x=data.x[:SAMPLES], labels=data.labels[:SAMPLES])
+    labels, float_pred, fixed_pred = fixed_and_float_predictions(SILIF, small)
     for client in (None, two_workers):
-        parts = sharding.map_shards(client, sharding.predictions_shard, DATA, SILIF, shard_size=128)
-        assert len(parts) == 4  # 480 samples
+        parts = sharding.map_shards(client, sharding.predictions_shard, small, SILIF, shard_size=40)
+        assert len(parts) == 3  # 96 samples
         got = [np.concatenate(column) for column in zip(*parts)]
         for a, b in zip(got, (labels, float_pred, fixed_pred)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_map_shards_simulate_and_report_helpers_match_one_pass(two_workers, tmp_path):
+    from silif_deploy.converters.artifact import float_model_from_artifact, read_artifact, write_artifact
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.deploy import reporting
+    from silif_deploy.deploy.engines import load_float_model, run_engine
+    from silif_deploy.deploy.pipeline import quantize_model
+    from silif_deploy.hw_models import metrics
+    from silif_deploy.hw_models.run_result import RunResult
+    from silif_deploy.hw_models.simulator import simulate
+
+    model = load_float_model(SILIF)
+    network = quantize_model(model, BASE)
+    network.float_model = {"config": model.config.to_dict(), "state_dict": {k: v.numpy() for k, v in model.state_dict().items()}}
+    artifact = str(tmp_path / "silif.loihi2.h5")
+    write_artifact(network, artifact)
+    x = load_input(DATA).x[:64]
+    np.save(tmp_path / "x.npy", x)
+    whole = run_engine(artifact, x)
+    joined = RunResult.concatenate(sharding.map_shards(two_workers, sharding.simulate_shard, tmp_path / "x.npy",
+                                                       artifact, shard_size=24))
+    np.testing.assert_array_equal(joined.readout_u, whole.readout_u)
+    for a, b in zip(joined.spikes, whole.spikes):
+        np.testing.assert_array_equal(a, b)
+
+    network = read_artifact(artifact)
+    description = metrics.describe_fixed(network)
+    one_pass = reporting.evaluate(description, x, lambda xb: simulate(network, xb), float_model_from_artifact(artifact).run)
+    sharded = sharding.merge_evaluations(sharding.map_shards(two_workers, sharding.evaluate_shard, tmp_path / "x.npy",
+                                                             artifact, shard_size=reporting.EVAL_BATCH))
+
+    def report(evaluation):
+        return metrics.build_report(description, evaluation.tally, input_info={}, provenance={}, fidelity=evaluation.fidelity)
+
+    assert json.dumps(report(sharded)) == json.dumps(report(one_pass))
