@@ -11,8 +11,8 @@ combined in shard order: the same input gives the same bytes on any cluster.
 embedded ``LocalCluster`` starts with ``workers`` single-threaded worker processes (default one
 per core); ``workers=0`` gives no client, and the work runs in this process.
 :func:`run_graph` runs a list of :class:`Task` on either, with a progress bar of tasks done across
-the cluster. :func:`map_shards` is the one-model helper ``simulate``, ``report`` and
-``verify --data`` call for ``--scheduler``, with the shard functions below.
+the cluster. :func:`iter_shards` / :func:`map_shards` are the one-model helpers ``simulate``,
+``report`` and ``verify --data`` call for ``--scheduler``, with the shard functions below.
 """
 
 from __future__ import annotations
@@ -346,21 +346,41 @@ def _record(entry: dict[str, Any]) -> TaskRecord:
 # One model over a data file: what ``simulate``, ``report`` and ``verify --data`` run for --scheduler.
 
 
-def map_shards(client, fn: Callable[..., Any], data_path: str | os.PathLike, *args: Any,
-               shard_size: int = DEFAULT_SHARD_SIZE, binning: str | tuple[int, float] | None = None,
-               desc: str = "shards") -> list[Any]:
-    """``fn(read_shard(data_path, start, stop, binning), *args)`` for every shard, in shard order.
+def iter_shards(client, fn: Callable[..., Any], data_path: str | os.PathLike, *args: Any,
+                shard_size: int = DEFAULT_SHARD_SIZE, binning: str | tuple[int, float] | None = None,
+                desc: str = "shards") -> Iterator[Any]:
+    """``fn(read_shard(data_path, start, stop, binning), *args)`` for every shard, yielded in shard
+    order as they come in (a streaming writer keeps one shard's outputs in memory at a time).
 
     ``fn`` must be importable on the workers (a module-level function, e.g. :func:`simulate_shard`,
     :func:`evaluate_shard`, :func:`predictions_shard`); ``client`` None runs in this process.
     """
+    from tqdm import tqdm
+
     info = on_worker(client, inspect_data, str(data_path), binning)
     ranges = shard_ranges(info.samples, shard_size)
     token = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler
-    tasks = [Task(f"{getattr(fn, '__name__', 'shard')}/{start}-{stop}-{token}", _shard_call,
-                  (fn, str(data_path), start, stop, binning, args)) for start, stop in ranges]
-    results = run_graph(client, tasks, [t.key for t in tasks], desc=desc).results
-    return [results[t.key] for t in tasks]
+    name = getattr(fn, "__name__", "shard")
+    calls = [(fn, str(data_path), start, stop, binning, args) for start, stop in ranges]
+    with tqdm(total=len(calls), desc=desc, unit="shard", disable=len(calls) < 2) as bar:
+        if client is None:
+            for call in calls:
+                yield _shard_call(*call)
+                bar.update(1)
+            return
+        futures = [client.submit(_shard_call, *call, key=f"{name}/{call[2]}-{call[3]}-{token}", pure=False)
+                   for call in calls]
+        for k in range(len(futures)):
+            result, futures[k] = futures[k].result(), None  # dropped: the cluster frees it
+            yield result
+            bar.update(1)
+
+
+def map_shards(client, fn: Callable[..., Any], data_path: str | os.PathLike, *args: Any,
+               shard_size: int = DEFAULT_SHARD_SIZE, binning: str | tuple[int, float] | None = None,
+               desc: str = "shards") -> list[Any]:
+    """:func:`iter_shards` as a list."""
+    return list(iter_shards(client, fn, data_path, *args, shard_size=shard_size, binning=binning, desc=desc))
 
 
 def on_worker(client, fn: Callable[..., Any], *args: Any) -> Any:
