@@ -130,29 +130,24 @@ def test_derived_profile_changes_only_the_swept_fields():
         sweep.derived_profile(BASE, sweep.BitWidths(8, 12, 40), "0" * 64)
 
 
-def test_cli_writes_table_plots_and_profiles(tmp_path, capsys):
-    out = tmp_path / "sweep"
-    code = main(["sweep", SILIF, "--data", DATA, "--weight-bits", "4,8", "--coefficient-bits", "12",
-                 "--state-bits", "24", "--workers", "0", "--max-samples", "32", "--shard-size", "16", "-o", str(out)])
-    assert code == 0
+def test_cli_writes_table_plots_and_profiles_and_an_existing_scheduler_agrees(two_workers, tmp_path, monkeypatch):
+    argv = ["sweep", SILIF, "--data", DATA, "--weight-bits", "4,8", "--coefficient-bits", "12", "--state-bits", "24",
+            "--max-samples", "32", "--shard-size", "16"]
+    here, remote = tmp_path / "here", tmp_path / "remote"
+    assert main([*argv, "--workers", "0", "-o", str(here)]) == 0
     for name in sweep_report.OUT_FILES:
-        assert (out / name).stat().st_size > 0
-    assert (out / "accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
-    saved = json.loads((out / "sweep.json").read_text())
+        assert (here / name).stat().st_size > 0
+    assert (here / "accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((here / "sweep.json").read_text())
     assert saved["provenance"]["hardware_profile"] == "loihi2" and saved["data"]["samples"] == 32
-    derived = load_profile(str(out / "profiles/loihi2-w4-c12-s24.toml"))
-    assert derived.weight_bits == 4
-    assert "| synth_digits_silif_2x128.pt | 4 | 12 | 24 |" in (out / "sweep.md").read_text()
+    assert load_profile(str(here / "profiles/loihi2-w4-c12-s24.toml")).weight_bits == 4
+    assert "| synth_digits_silif_2x128.pt | 4 | 12 | 24 |" in (here / "sweep.md").read_text()
 
-
-def test_cli_sends_the_work_to_an_existing_scheduler(no_dask, two_workers, tmp_path, monkeypatch):
     monkeypatch.setenv(sharding.SCHEDULER_ENV, two_workers.scheduler.address)  # as `export DASK_SCHEDULER_ADDRESS=...`
-    out = tmp_path / "remote"
-    assert main(["sweep", SILIF, "--data", DATA, "--weight-bits", "4,8,20", "--coefficient-bits", "12", "--state-bits",
-                 "24", "--max-samples", str(SAMPLES), "--shard-size", str(SHARD), "-o", str(out)]) == 0
-    saved = json.loads((out / "sweep.json").read_text())
-    assert saved["run"]["scheduler"] == two_workers.scheduler.address and saved["run"]["workers"] == 2
-    assert sweep_report.numeric_json(saved["rows"]) == sweep_report.numeric_json(no_dask.rows)
+    assert main([*argv, "-o", str(remote)]) == 0
+    sent = json.loads((remote / "sweep.json").read_text())
+    assert sent["run"]["scheduler"] == two_workers.scheduler.address and sent["run"]["workers"] == 2
+    assert sweep_report.numeric_json(sent["rows"]) == sweep_report.numeric_json(saved["rows"])
 
 
 def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
