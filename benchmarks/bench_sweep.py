@@ -116,6 +116,11 @@ def main() -> None:
     print(f"2-worker speed-up: {speedup:.2f}x on a started cluster, {speedup_start:.2f}x with the start "
           f"(target >= 1.7x); overhead 1 worker {100 * one['overhead_share']:.2f} %, 2 workers "
           f"{100 * two['overhead_share']:.2f} % (target < 5 %)")
+    # Why a speed-up falls short: Dask keeping both workers busy (concurrency) vs each task running
+    # slower when two run at once (cores shared with other work, memory bandwidth).
+    slowdown = two["work_s"] / one["work_s"]
+    print(f"  concurrency with 2 workers (work / wall): {two['work_s'] / two['wall_s']:.2f}; "
+          f"the same work took {slowdown:.2f}x as long with two tasks at a time as with one")
     if args.json:
         args.json.write_text(json.dumps({"samples": args.samples, "shard_size": args.shard_size, "runs": runs,
                                          "speedup": speedup, "speedup_with_start": speedup_start}, indent=2) + "\n")

@@ -248,6 +248,7 @@ class _Checkpoint:
     name: str
     model_type: str | None
     detected_type: str
+    n_inputs: int
     binning: Any
     sha256: str
 
@@ -260,7 +261,7 @@ def _checkpoints(paths: list[str], model_type: str | None, binning) -> list[_Che
     out = []
     for path in paths:
         model = load_float_model(path, model_type=model_type)
-        out.append(_Checkpoint(str(path), Path(path).name, model_type, model.config.model_type,
+        out.append(_Checkpoint(str(path), Path(path).name, model_type, model.config.model_type, model.config.n_inputs,
                                binning or model_binning(model), sha256_file(path)))
     names = [c.name for c in out]
     if len(set(names)) != len(names):
@@ -294,6 +295,9 @@ def run_sweep(
         info = infos[ckpt.binning]
         if not info.labelled:
             raise SilifDeployError(f"'{data_path}' has no labels; sweep needs labelled samples (.h5, or .npz with 'labels')")
+        if info.channels != ckpt.n_inputs:
+            raise SilifDeployError(f"'{data_path}' has {info.channels} channels but '{ckpt.name}' expects {ckpt.n_inputs}; "
+                                   "check the data file or --binning")
         ranges = sharding.shard_ranges(min(info.samples, max_samples or info.samples), shard_size)
         networks: dict[int, Any] = {}  # a Ref to the quantize task, or why there is none
         for c, config in enumerate(configs):
@@ -305,7 +309,7 @@ def run_sweep(
             else:
                 networks[c] = Unbuildable(reasons[config])
         shard_keys: dict[int, list[str]] = {c: [] for c in range(len(configs))}
-        for start, stop in ranges:
+        for start, stop in ranges if any(isinstance(n, Ref) for n in networks.values()) else []:
             float_key = f"float/{m}/{start}-{token}"
             tasks.append(Task(float_key, float_task, (ckpt.path, ckpt.model_type, data_path, ckpt.binning, start, stop)))
             for c in range(len(configs)):
