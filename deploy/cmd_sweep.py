@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from silif_deploy.deploy.sharding import DEFAULT_SHARD_SIZE, add_scheduler_argument
 
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="trained checkpoints (.pt/.pth) or NIR files")
-    p.add_argument("--data", required=True, help="labelled test data: SHD/SSC .h5 or .npz with labels (read by the workers)")
+    p.add_argument("--data", required=True, help="labelled test data: SHD/SSC .h5 or .npz with labels, a path or a URL (read by the workers)")
     p.add_argument("--weight-bits", type=bit_list, default=None, help="e.g. 4,6,8 (default: the base profile's)")
     p.add_argument("--coefficient-bits", type=bit_list, default=None, help="e.g. 8,12,16 (default: the base profile's)")
     p.add_argument("--state-bits", type=bit_list, default=None, help="e.g. 16,24 (default: the base profile's)")
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     for path in args.checkpoints:
         require_file(path, "checkpoint")
-    require_file(args.data, "data")
+    if not sharding.is_url(args.data):
+        require_file(args.data, "data")
     if args.shard_size < 1 or (args.max_samples is not None and args.max_samples < 1):
         raise SilifDeployError("--shard-size and --max-samples must be at least 1")
     base = load_profile(args.profile)

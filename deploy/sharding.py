@@ -1,7 +1,7 @@
 """Data sets as sample ranges, run as Dask tasks (or in this process without Dask).
 
-A task names its data by path and sample range, ``(path, start, stop)``: the worker reads the
-samples itself (:func:`read_shard`), so no array travels from the client, and a cluster whose
+A task names its data by path (or URL) and sample range, ``(path, start, stop)``: the worker reads
+the samples itself (:func:`read_shard`), so no array travels from the client, and a cluster whose
 workers see the same file system (a laptop, a SLURM allocation, a Kubernetes volume) runs the same
 work. Shards are fixed by ``shard_size`` alone, never by the number of workers, and results are
 combined in shard order: the same input gives the same bytes on any cluster.
@@ -79,10 +79,34 @@ def _loaded(identity: tuple[str, int, int], binning: str | tuple[int, float] | N
     return load_input(identity[0], binning=binning)
 
 
+def is_url(path: str | os.PathLike) -> bool:
+    return "://" in str(path)
+
+
+def local_copy(url: str) -> str:
+    """A local copy of the file at ``url``, fetched once per machine by fsspec (a dependency of
+    Dask): ``file://`` always; ``s3://``, ``gs://``, ``https://`` with s3fs, gcsfs or aiohttp."""
+    import hashlib
+    import tempfile
+
+    import fsspec
+
+    # one folder per URL: same_names keeps the file name (load_input reads the format from its
+    # suffix) without two URLs' files of one name meeting; check_files fetches a changed file again
+    cache = os.path.join(tempfile.gettempdir(), "silif-deploy-data", hashlib.sha256(url.encode()).hexdigest()[:16])
+    try:
+        return fsspec.open_local(f"filecache::{url}", filecache={"cache_storage": cache, "same_names": True,
+                                                                  "check_files": True})
+    except (ImportError, OSError, ValueError) as err:
+        raise SilifDeployError(f"cannot fetch '{url}' ({type(err).__name__}: {err}); give a path or a URL fsspec can "
+                               "open (file://, or s3:// / gs:// / https:// with s3fs / gcsfs / aiohttp installed)") from None
+
+
 def load_cached(path: str | os.PathLike, binning: str | tuple[int, float] | None = None) -> InputData:
-    if not Path(path).is_file():
-        load_input(path, binning=binning)  # the reader's own one-line error for a missing input
-    return _loaded(_identity(str(path)), binning)
+    local = local_copy(str(path)) if is_url(path) else str(path)
+    if not Path(local).is_file():
+        load_input(local, binning=binning)  # the reader's own one-line error for a missing input
+    return _loaded(_identity(local), binning)
 
 
 def inspect_data(path: str | os.PathLike, binning: str | tuple[int, float] | None = None) -> DataInfo:

@@ -121,6 +121,13 @@ def test_unbuildable_width_is_a_row_with_its_reason(no_dask):
     assert set(no_dask.profiles) == {"loihi2-w4-c12-s24", "loihi2-w8-c12-s24"}
 
 
+def test_data_from_a_url_gives_the_same_rows(no_dask):
+    from_url = sweep.run_sweep([SILIF], Path(DATA).as_uri(), CONFIGS, BASE, None, "loihi2", shard_size=SHARD,
+                               max_samples=SAMPLES)
+    assert sweep_report.numeric_json(from_url.rows) == sweep_report.numeric_json(no_dask.rows)
+    assert from_url.data["path"].startswith("file://")
+
+
 def test_derived_profile_changes_only_the_swept_fields():
     text, derived = sweep.derived_profile(BASE, sweep.BitWidths(6, 16, 16), "0" * 64)
     expected = {**BASE.to_dict(), "name": "loihi2-w6-c16-s16", "weight_bits": 6, "coefficient_bits": 16, "state_bits": 16}
