@@ -133,7 +133,7 @@ def single_threaded_float() -> Iterator[None]:
     """
     import numba
 
-    torch = _torch_if_loaded()
+    torch = _torch()
     before = torch.get_num_threads() if torch is not None else None
     numba_before = numba.get_num_threads()
     if torch is not None:
@@ -148,11 +148,11 @@ def single_threaded_float() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _torch_if_loaded():
+def _torch():
+    """The torch module when it is installed (the float side), else None."""
     import importlib.util
-    import sys
 
-    if "torch" in sys.modules or importlib.util.find_spec("torch") is not None:
+    if importlib.util.find_spec("torch") is not None:
         import torch
 
         return torch
