@@ -24,6 +24,7 @@ COMMANDS = (
     "verify",
     "report",
     "compare",
+    "sweep",
 )
 
 EXIT_BAD_INPUT = 2

@@ -389,6 +389,8 @@ _LAYER_WARNINGS = (
     ("weights_clipped", "weights clipped to the weight range"),
     ("biases_out_of_range", "biases out of the bias range (clipped)"),
 )
+NEURON_DEGENERACIES = tuple(key for key, _ in _LAYER_WARNINGS if not key.startswith(("weights", "biases")))
+"""The quantization diagnostics that count neurons whose dynamics rounding changed in kind."""
 
 
 def quantization_section(quantization: Mapping[str, Any]) -> dict[str, Any]:

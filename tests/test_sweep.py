@@ -1,0 +1,221 @@
+"""``sweep`` and the Dask sharding under it.
+
+What each test proves:
+
+* no Dask, a 1-worker and a 2-worker ``LocalCluster`` give byte-identical rows: the task split,
+  where tasks run and the order they finish in cannot change a result (same shards, tallies added
+  in shard order, float kernels single-threaded);
+* a worker process killed mid-run (SIGKILL, by its pid) is replaced, its lost tasks recomputed,
+  and the rows are still the same bytes;
+* the configuration equal to ``loihi2`` itself reproduces the fixed-point and float accuracies
+  that ``examples/trained/README.md`` states for that model on the whole test file (measured there
+  by ``verify --data``, one pass, no shards): the sweep's sharded tallies add up to the plain run;
+* a width the profile format cannot hold is a row with its one-line reason, and a derived profile
+  is the base profile with exactly the three swept fields (and its name) changed;
+* :func:`map_shards` (the ``--scheduler`` helper for ``verify --data``) gives the predictions of the
+  one-pass :func:`fixed_and_float_predictions`, with and without Dask.
+
+The synthetic-digit models (140 → 128 → 128 → 20) on a few dozen samples keep it to seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+distributed = pytest.importorskip("distributed")
+
+from silif_deploy.deploy import sharding, sweep, sweep_report  # noqa: E402
+from silif_deploy.deploy.cli import main  # noqa: E402
+from silif_deploy.errors import SilifDeployError  # noqa: E402
+from silif_deploy.hw_models.profile import load_profile  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINED = REPO / "examples/trained"
+SILIF = str(TRAINED / "synth_digits_silif_2x128.pt")
+DATA = str(TRAINED / "synth_digits_test.npz")
+BASE = load_profile("loihi2")
+CONFIGS = sweep.configurations(BASE, [4, 8, 20], [12], [24])  # 20 weight bits: not a legal profile
+SAMPLES, SHARD = 96, 16
+
+
+def run(client, **kwargs) -> sweep.SweepResult:
+    return sweep.run_sweep([SILIF], DATA, CONFIGS, BASE, client, "loihi2", shard_size=SHARD,
+                           max_samples=SAMPLES, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def no_dask() -> sweep.SweepResult:
+    return run(None)
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    with sharding.dask_client(workers=2) as client:
+        yield client
+
+
+def test_one_worker_two_workers_and_no_dask_are_byte_identical(no_dask, two_workers):
+    with sharding.dask_client(workers=1) as client:
+        one = run(client)
+    two = run(two_workers)
+    assert one.run["workers"] == 1 and two.run["workers"] == 2 and not no_dask.run["dask"]
+    reference = sweep_report.numeric_json(no_dask.rows)
+    assert sweep_report.numeric_json(one.rows) == reference
+    assert sweep_report.numeric_json(two.rows) == reference
+    assert set(two.run["task_seconds"]) == {"quantize", "float", "fixed", "row"}
+
+
+def test_a_killed_worker_is_replaced_and_results_stay_identical(no_dask, two_workers):
+    client = two_workers
+    pids_before = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for address, keys in client.processing().items():
+                if any(str(k).startswith(("float/", "fixed/")) for k in keys) and address in pids_before:
+                    os.kill(pids_before[address], signal.SIGKILL)  # a worker process this test started
+                    killed.append(pids_before[address])
+                    return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    result = run(client)
+    killer.join()
+    assert killed, "no worker was busy with a shard task while the sweep ran"
+    client.wait_for_workers(2, timeout=60)
+    assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new process
+    assert sweep_report.numeric_json(result.rows) == sweep_report.numeric_json(no_dask.rows)
+
+
+def test_loihi2_widths_reproduce_the_stated_accuracies_on_the_whole_file():
+    # examples/trained/README.md: SiLIF float 94.17 %, fixed point (loihi2) 94.38 % on the 480 test samples
+    config = sweep.configurations(BASE, None, None, None)
+    assert config == [sweep.BitWidths(8, 12, 24)]
+    (row,) = sweep.run_sweep([SILIF], DATA, config, BASE, None, "loihi2", shard_size=100).rows
+    assert row["samples"] == 480
+    assert round(100 * row["accuracy_float"], 2) == 94.17
+    assert round(100 * row["accuracy_fixed"], 2) == 94.38
+    assert row["accuracy_drop_pp"] == pytest.approx(100 * (452 - 453) / 480)
+
+
+def test_unbuildable_width_is_a_row_with_its_reason(no_dask):
+    rows = {r["weight_bits"]: r for r in no_dask.rows}
+    assert rows[20]["status"] == "unbuildable"
+    assert "weights.bits must be 2..16" in rows[20]["reason"] and "\n" not in rows[20]["reason"]
+    assert rows[4]["status"] == rows[8]["status"] == "ok"
+    assert rows[4]["accuracy_fixed"] < rows[8]["accuracy_fixed"]  # 4-bit weights lose accuracy
+    assert set(rows[8]["spike_agreement"]) == {"L0", "L1"}
+    assert rows[8]["samples"] == SAMPLES and rows[8]["energy_uj"] > 0
+    assert set(no_dask.profiles) == {"loihi2-w4-c12-s24", "loihi2-w8-c12-s24"}
+
+
+def test_data_from_a_url_gives_the_same_rows(no_dask):
+    from_url = sweep.run_sweep([SILIF], Path(DATA).as_uri(), CONFIGS, BASE, None, "loihi2", shard_size=SHARD,
+                               max_samples=SAMPLES)
+    assert sweep_report.numeric_json(from_url.rows) == sweep_report.numeric_json(no_dask.rows)
+    assert from_url.data["path"].startswith("file://")
+
+
+def test_derived_profile_changes_only_the_swept_fields():
+    text, derived = sweep.derived_profile(BASE, sweep.BitWidths(6, 16, 16), "0" * 64)
+    expected = {**BASE.to_dict(), "name": "loihi2-w6-c16-s16", "weight_bits": 6, "coefficient_bits": 16, "state_bits": 16}
+    assert derived.to_dict() == expected
+    assert text.startswith("# Derived by silif-deploy sweep from hardware profile 'loihi2'")
+    with pytest.raises(SilifDeployError, match="state.bits must be 8..32"):
+        sweep.derived_profile(BASE, sweep.BitWidths(8, 12, 40), "0" * 64)
+
+
+def test_cli_writes_table_plots_and_profiles_and_an_existing_scheduler_agrees(two_workers, tmp_path, monkeypatch):
+    argv = ["sweep", SILIF, "--data", DATA, "--weight-bits", "4,8", "--coefficient-bits", "12", "--state-bits", "24",
+            "--max-samples", "32", "--shard-size", "16"]
+    here, remote = tmp_path / "here", tmp_path / "remote"
+    assert main([*argv, "--workers", "0", "-o", str(here)]) == 0
+    for name in sweep_report.OUT_FILES:
+        assert (here / name).stat().st_size > 0
+    assert (here / "accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((here / "sweep.json").read_text())
+    assert saved["provenance"]["hardware_profile"] == "loihi2" and saved["data"]["samples"] == 32
+    assert load_profile(str(here / "profiles/loihi2-w4-c12-s24.toml")).weight_bits == 4
+    assert "| synth_digits_silif_2x128.pt | 4 | 12 | 24 |" in (here / "sweep.md").read_text()
+
+    monkeypatch.setenv(sharding.SCHEDULER_ENV, two_workers.scheduler.address)  # as `export DASK_SCHEDULER_ADDRESS=...`
+    assert main([*argv, "-o", str(remote)]) == 0
+    sent = json.loads((remote / "sweep.json").read_text())
+    assert sent["run"]["scheduler"] == two_workers.scheduler.address and sent["run"]["workers"] == 2
+    assert sweep_report.numeric_json(sent["rows"]) == sweep_report.numeric_json(saved["rows"])
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sharding, "CONNECT_TIMEOUT_S", 1)
+    code = main(["sweep", SILIF, "--data", DATA, "--scheduler", "tcp://127.0.0.1:9", "-o", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("silif-deploy sweep: error: cannot reach the Dask scheduler")
+
+
+def test_bad_bit_list_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", SILIF, "--data", DATA, "--weight-bits", "4,x", "-o", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+def test_map_shards_matches_the_one_pass_predictions(two_workers, tmp_path):
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.deploy.accuracy_check import fixed_and_float_predictions
+
+    data, small = load_input(DATA), tmp_path / "small.npz"
+    np.savez(small, x=data.x[:SAMPLES], labels=data.labels[:SAMPLES])
+    labels, float_pred, fixed_pred = fixed_and_float_predictions(SILIF, small)
+    for client in (None, two_workers):
+        parts = sharding.map_shards(client, sharding.predictions_shard, small, SILIF, shard_size=40)
+        assert len(parts) == 3  # 96 samples
+        got = [np.concatenate(column) for column in zip(*parts)]
+        for a, b in zip(got, (labels, float_pred, fixed_pred)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_map_shards_simulate_and_report_helpers_match_one_pass(two_workers, tmp_path):
+    from silif_deploy.converters.artifact import float_model_from_artifact, read_artifact, write_artifact
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.deploy import reporting
+    from silif_deploy.deploy.engines import load_float_model, run_engine
+    from silif_deploy.deploy.pipeline import quantize_model
+    from silif_deploy.hw_models import metrics
+    from silif_deploy.hw_models.run_result import RunResult
+    from silif_deploy.hw_models.simulator import simulate
+
+    model = load_float_model(SILIF)
+    network = quantize_model(model, BASE)
+    network.float_model = {"config": model.config.to_dict(), "state_dict": {k: v.numpy() for k, v in model.state_dict().items()}}
+    artifact = str(tmp_path / "silif.loihi2.h5")
+    write_artifact(network, artifact)
+    x = load_input(DATA).x[:64]
+    np.save(tmp_path / "x.npy", x)
+    whole = run_engine(artifact, x)
+    joined = RunResult.concatenate(sharding.map_shards(two_workers, sharding.simulate_shard, tmp_path / "x.npy",
+                                                       artifact, shard_size=24))
+    np.testing.assert_array_equal(joined.readout_u, whole.readout_u)
+    for a, b in zip(joined.spikes, whole.spikes):
+        np.testing.assert_array_equal(a, b)
+
+    network = read_artifact(artifact)
+    description = metrics.describe_fixed(network)
+    one_pass = reporting.evaluate(description, x, lambda xb: simulate(network, xb), float_model_from_artifact(artifact).run)
+    sharded = sharding.merge_evaluations(sharding.map_shards(two_workers, sharding.evaluate_shard, tmp_path / "x.npy",
+                                                             artifact, shard_size=reporting.EVAL_BATCH))
+
+    def report(evaluation):
+        return metrics.build_report(description, evaluation.tally, input_info={}, provenance={}, fidelity=evaluation.fidelity)
+
+    assert json.dumps(report(sharded)) == json.dumps(report(one_pass))
