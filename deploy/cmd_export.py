@@ -66,18 +66,21 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
 def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     from silif_deploy.converters.datasets import load_input
-    from silif_deploy.converters.netx_export import write_netx
+    from silif_deploy.converters.netx_export import netx_problems, write_netx
     from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models.profile import load_profile
 
     hw = load_profile(args.profile)
     x = None if args.calibrate is None else load_input(args.calibrate, n_channels=job.model.config.n_inputs).x
-    network = quantize_model(job.model, hw, x)
+    network = quantize_model(job.model, hw, x, netx=True)
     network.provenance = provenance(source_checkpoint=job.source.name, source_sha256=job.source_sha256,
                                     hardware_profile=hw.name)
     path = job.output(".netx.h5")
     write_netx(network, path)
-    print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP), readout as CUBA")
+    loadable = [i for i, layer in enumerate(network.layers, start=1) if not netx_problems(layer)]
+    print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP, our extension: "
+          f"netx cannot load them), readout as netx CUBA; lava-dl netx runs layer(s) {loadable} bit for bit "
+          f"(e.g. netx.hdf5.Network('{path.name}', skip_layers={loadable[0]}) for the readout alone)")
     return [path]
 
 

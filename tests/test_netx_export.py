@@ -1,8 +1,8 @@
 """The netx file (lava-dl's HDF5 layout): the readout follows netx's CUBA keys exactly, and the
 file holds the network exactly (read back, it runs bit for bit as the original).
 
-lava-dl's own loader (``netx.hdf5.Network``) needs torch, which the Lava environment does not
-have: it is not exercised here (docs/lava.md).
+lava-dl's own loader (``netx.hdf5.Network``) reading these files and running them in Lava is
+``test_netx_lava.py`` (Lava environment).
 """
 
 import h5py
@@ -26,7 +26,7 @@ def network(request):
     rng = np.random.default_rng(3)
     net = float_network(rng, request.param, [7, 9, 8], 5)
     net.hidden[0].weight *= 4.0
-    return quantize(net, load_profile("loihi2"), state_ranges=[2.0, 2.0], readout_range=4.0)
+    return quantize(net, load_profile("loihi2"), state_ranges=[2.0, 2.0], readout_range=4.0, netx=True)
 
 
 def test_layout_follows_netx(network, tmp_path) -> None:
