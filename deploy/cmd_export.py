@@ -50,7 +50,28 @@ def _export_nir(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     cfg = job.model.config
     print(f"NIR {nir.version}, profile {args.nir_profile}{' (lossy)' if args.nir_profile != 'exact' else ''}: "
           f"{cfg.model_type} {cfg.n_inputs} -> {' -> '.join(map(str, cfg.hidden_sizes))} -> {cfg.n_classes}")
+    if args.nir_profile == "lif-compat":
+        _print_lif_compat_agreement(job, path, args.calibrate)
     return [path]
+
+
+def _print_lif_compat_agreement(job: ExportJob, path: Path, data: str | None) -> None:
+    """Measure the lossy file against the exact model on a probe input, so nobody mistakes one for the other."""
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.nir_import import read_nir
+    from silif_deploy.converters.nir_lif_compat import agreement, run_lif_compat
+    from silif_deploy.deploy.pipeline import SyntheticProbe
+
+    if data is None:
+        probe = SyntheticProbe()
+        x, what = probe.generate(job.model.config.n_inputs), f"a synthetic SSC-like probe ({probe.samples} x {probe.steps} steps)"
+    else:
+        x, what = load_input(data, n_channels=job.model.config.n_inputs).x, f"'{data}'"
+    m = agreement(job.model.run(x), run_lif_compat(read_nir(path), x))
+    spikes = " / ".join(f"{100 * a:.1f} %" for a in m["spike_agreement"])
+    print(f"lif-compat (lossy) agrees with the exact model on {m['predictions_equal']} of {m['samples']} predictions "
+          f"and on {spikes} of the hidden spike bins (per layer), measured on {what}; "
+          f"`simulate {path.name}` runs this lossy reading")
 
 
 def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
@@ -103,7 +124,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="loihi2/netx: hardware profile, loihi2 (default), loihi2-wide or a .toml path")
     p.add_argument("--calibrate", default=None, metavar="INPUT",
                    help="loihi2/netx: input file to calibrate state ranges on (and to report on); default: weights only, "
-                        "reported on a synthetic SSC-like probe")
+                        "reported on a synthetic SSC-like probe; nir lif-compat: the input its agreement with the "
+                        "exact model is measured on")
 
 
 def model_name(source: Path) -> str:
