@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) "torch==2.13.0" -e ".[torch,interop,test]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) "torch==2.13.0" -e ".[torch,interop,neurobench,sanafe,tonic,test]"
 	touch $@
 
 lava-env: $(LAVA_VENV)/.installed
