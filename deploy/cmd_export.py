@@ -9,6 +9,7 @@ leaves no file behind.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from silif_deploy.errors import SilifDeployError
 HELP = ("export a checkpoint (or NIR file) for deployment: --target nir writes OUTDIR/<name>.nir "
         "(OUTDIR/<name>.lif-compat.nir with --nir-profile lif-compat); --target loihi2 writes <name>.nir, "
         "the fixed-point <name>.loihi2.h5 and report.json/.md/.png; --target netx writes <name>.netx.h5 "
-        "(lava-dl's netx layout, our neurons as a documented extension)")
+        "(lava-dl's netx layout, our neurons as a documented extension) and <name>.readout.netx.h5 (the readout "
+        "alone, which netx loads)")
 DEFAULT_OUT_ROOT = Path("out")
 
 
@@ -87,7 +89,7 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
 def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     from silif_deploy.converters.datasets import load_input
-    from silif_deploy.converters.netx_export import netx_problems, write_netx
+    from silif_deploy.converters.netx_export import write_netx
     from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models.profile import load_profile
 
@@ -98,11 +100,16 @@ def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
                                     hardware_profile=hw.name)
     path = job.output(".netx.h5")
     write_netx(network, path)
-    loadable = [i for i, layer in enumerate(network.layers, start=1) if not netx_problems(layer)]
+    # netx builds every layer of a file (skipped ones too) and cannot build ours: the readout alone,
+    # behind an input layer of its fan-in, is a file netx loads as it is
+    readout = dataclasses.replace(network, hidden=[], n_inputs=network.readout.synapse.fan_in,
+                                  model_type=f"{network.model_type}-readout")
+    readout_path = job.output(".readout.netx.h5")
+    write_netx(readout, readout_path)
     print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP, our extension: "
-          f"netx cannot load them), readout as netx CUBA; lava-dl netx runs layer(s) {loadable} bit for bit "
-          f"(e.g. netx.hdf5.Network('{path.name}', skip_layers={loadable[0]}) for the readout alone)")
-    return [path]
+          f"netx cannot load them), readout as netx CUBA, on netx's grid; {readout_path.name} holds the readout alone, "
+          "which lava-dl's netx.hdf5.Network loads and runs bit for bit as our simulator")
+    return [path, readout_path]
 
 
 TARGETS: dict[str, Callable[[ExportJob, argparse.Namespace], list[Path]]] = {

@@ -42,8 +42,9 @@ def test_write_ssc_artifact(model: str, reference_dir) -> None:
 
 @pytest.mark.parametrize("model", ["silif", "csilif"])
 def test_write_synth_netx(model: str, tmp_path) -> None:
-    """``tests/.artifacts/synth_<model>.netx.h5``, written by ``export --target netx`` from the shipped
-    model, and ``synth_<model>_netx_input.npy`` (3 test utterances, 40 steps) for ``test_netx_lava.py``."""
+    """``tests/.artifacts/synth_<model>.netx.h5`` and ``synth_<model>.readout.netx.h5``, written by
+    ``export --target netx`` from the shipped model, and ``synth_<model>_netx_input.npy`` (3 test
+    utterances, 40 steps) for ``test_netx_lava.py``."""
     from silif_deploy.converters.netx_export import netx_problems, read_netx
     from silif_deploy.deploy.cli import main
 
@@ -52,6 +53,7 @@ def test_write_synth_netx(model: str, tmp_path) -> None:
     assert main(["export", str(trained / f"synth_digits_{model}_2x128.pt"), "--target", "netx", "-o", str(tmp_path)]) == 0
     path = ARTIFACTS / f"synth_{model}.netx.h5"
     (tmp_path / f"synth_digits_{model}_2x128.netx.h5").replace(path)
+    (tmp_path / f"synth_digits_{model}_2x128.readout.netx.h5").replace(ARTIFACTS / f"synth_{model}.readout.netx.h5")
     np.save(ARTIFACTS / f"synth_{model}_netx_input.npy", np.load(trained / "synth_digits_test.npz")["x"][:3, :40].astype(np.float32))
     network = read_netx(path)
     assert not netx_problems(network.readout)

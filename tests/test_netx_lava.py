@@ -7,12 +7,12 @@ What each test proves:
   per-layer decays) written by ``write_netx``, loaded by ``netx.hdf5.Network`` (its own
   ``NetDict``, ``optimize_weight_bits``, CUBA → ``LIFReset``), run under ``fixed_pt``: every hidden
   spike and every readout ``v`` equals ``simulate`` on the network that was written.
-* ``test_shipped_model_readout``: the shipped synthetic-digit SiLIF / C-SiLIF models exported for
-  netx (``tests/test_lava_fixtures.py`` writes them the way ``export --target netx`` does): netx
-  cannot load our hidden neurons (the ``SILIF_FXP`` extension: its ``Network`` builds every
-  layer, skipped ones too, and fails on them), so the readout's group is copied unchanged (h5py
-  ``copy``) into a file of its own behind an input layer, driven with our simulator's last hidden
-  spikes; its ``v`` equals ours.
+* ``test_shipped_model_readout``: the shipped synthetic-digit SiLIF / C-SiLIF models exported by
+  ``export --target netx`` (``tests/test_lava_fixtures.py``): netx cannot load our hidden neurons
+  (the ``SILIF_FXP`` extension: its ``Network`` builds every layer, skipped ones too, and fails on
+  them), so export also writes the readout alone (``<name>.readout.netx.h5``, its layer group
+  identical to the full file's); netx loads it, driven with our simulator's last hidden spikes,
+  and its ``v`` equals ours.
 
 netx's reader is imported without torch (``netx_reader.py`` says exactly what stands in).
 netx's own reset (``reset_interval``/``reset_offset=1``) zeroes each layer at the step its first
@@ -79,16 +79,14 @@ def run_netx(path: Path, x: np.ndarray, n_layers: int) -> tuple[list[np.ndarray]
     return spikes, v
 
 
-def readout_alone(path: Path, out: Path) -> Path:
-    """The file's last layer, copied as it is, behind an input layer of its fan-in."""
+def same_group(a, b) -> bool:
+    """Two HDF5 groups hold the same datasets with the same values."""
     import h5py
 
-    with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
-        last = str(max(int(k) for k in src["layer"]))
-        dst.create_group("layer/0").create_dataset("shape", data=[src[f"layer/{last}/weight"].shape[1]])
-        dst["layer/0"].create_dataset("type", (1,), "S10", [b"input"])
-        src.copy(src[f"layer/{last}"], dst["layer"], name="1")
-    return out
+    if set(a) != set(b):
+        return False
+    return all(same_group(a[k], b[k]) if isinstance(a[k], h5py.Group) else np.array_equal(a[k][()], b[k][()])
+               for k in a)
 
 
 def cuba_layer(rng: np.random.Generator, n_in: int, n: int, du: int, dv: int, vth: int) -> FixedLayer:
@@ -116,16 +114,20 @@ def test_lif_network(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("model", ["silif", "csilif"])
-def test_shipped_model_readout(model: str, tmp_path) -> None:
+def test_shipped_model_readout(model: str) -> None:
+    import h5py
+
     path, inputs = ARTIFACTS / f"synth_{model}.netx.h5", ARTIFACTS / f"synth_{model}_netx_input.npy"
-    if not path.exists() or not inputs.exists():
+    readout = ARTIFACTS / f"synth_{model}.readout.netx.h5"
+    if not path.exists() or not inputs.exists() or not readout.exists():
         pytest.fail(f"{path} is missing: run tests/test_lava_fixtures.py in the main environment first (make test)")
     network = read_netx(path)
     problems = [netx_problems(layer) for layer in network.layers]
     assert all(problems[:-1]) and not problems[-1]  # hidden: our extension; readout: netx CUBA
     x = np.load(inputs)
     want = simulate(network, x)
-    readout = readout_alone(path, tmp_path / "readout.netx.h5")
+    with h5py.File(path, "r") as full, h5py.File(readout, "r") as alone:
+        assert same_group(full[f"layer/{len(network.layers)}"], alone["layer/1"])  # the very readout of the full file
     for b in range(len(x)):
         _, v = run_netx(readout, want.spikes[-1][b].astype(np.float32), n_layers=1)
         np.testing.assert_array_equal(v[1 : 1 + x.shape[1]] / network.readout.scale, want.readout_u[b])
