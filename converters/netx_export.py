@@ -129,13 +129,15 @@ def write_netx(network: FixedPointNetwork, path: str | os.PathLike) -> None:
                 _extension_neuron(g, layer)
 
 
-def is_netx_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a netx file :func:`write_netx` wrote (not our .loihi2.h5 artifact)."""
+def netx_file_version(path: str | os.PathLike) -> int | None:
+    """The format version of a netx file :func:`write_netx` wrote; None for anything else (e.g. our
+    .loihi2.h5 artifact)."""
     try:
         with h5py.File(path, "r") as f:
-            return "layer" in f and json.loads(f.attrs.get("silif_deploy", "{}")).get("format") == NETX_FORMAT
+            meta = json.loads(f.attrs.get("silif_deploy", "{}")) if "layer" in f else {}
     except (OSError, ValueError):
-        return False
+        return None
+    return int(meta.get("format_version", 1)) if meta.get("format") == NETX_FORMAT else None
 
 
 def read_netx(path: str | os.PathLike) -> FixedPointNetwork:

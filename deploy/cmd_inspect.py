@@ -18,14 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.artifact import ARTIFACT_VERSION, read_artifact
     from silif_deploy.converters.files import sha256_file
-    from silif_deploy.converters.netx_export import NETX_FORMAT, NETX_VERSION, is_netx_file, netx_problems, read_netx
+    from silif_deploy.converters.netx_export import NETX_FORMAT, netx_file_version, netx_problems, read_netx
     from silif_deploy.hw_models.metrics import layer_names, quantization_section
 
-    netx = is_netx_file(args.artifact)
+    netx = netx_file_version(args.artifact)
     network = read_netx(args.artifact) if netx else read_artifact(args.artifact)
     prof = network.profile
     sizes = " → ".join(str(n) for n in [network.n_inputs, *(layer.size for layer in network.layers)])
-    fmt = f"netx file, format {NETX_FORMAT} v{NETX_VERSION}" if netx else f"format version {ARTIFACT_VERSION}"
+    fmt = f"netx file, format {NETX_FORMAT} v{netx}" if netx else f"format version {ARTIFACT_VERSION}"
     print(f"artifact: {args.artifact} ({fmt}, sha256 {sha256_file(args.artifact)})")
     print(f"model: {network.model_type}, {sizes}; input payload fraction bits {network.input_frac_bits}"
           f"{' (event counts sent as they are)' if network.input_frac_bits == 0 else ''}; "
