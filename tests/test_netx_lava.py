@@ -4,7 +4,8 @@ our simulator, on the layers netx can express (Lava environment, lava-dl 0.6.0).
 What each test proves:
 
 * ``test_lif_network``: a whole network of Lava CUBA LIF layers (hidden layers that spike, biases,
-  per-layer decays) written by ``write_netx``, loaded by ``netx.hdf5.Network`` (its own
+  per-layer decays; binary spikes or event counts as graded input, ``input_message_bits``) written
+  by ``write_netx``, loaded by ``netx.hdf5.Network`` (its own
   ``NetDict``, ``optimize_weight_bits``, CUBA → ``LIFReset``), run under ``fixed_pt``: every hidden
   spike and every readout ``v`` equals ``simulate`` on the network that was written.
 * ``test_shipped_model_readout``: the shipped synthetic-digit SiLIF / C-SiLIF models exported by
@@ -53,12 +54,13 @@ ARTIFACTS = Path(__file__).parent / ".artifacts"
 NETX = import_netx()
 
 
-def run_netx(path: Path, x: np.ndarray, n_layers: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Run one sample ``x`` (T, channels) of 0/1 spikes through netx's Network for T + n_layers
-    steps; returns each layer's spikes (steps, N) and the last layer's v (steps, N)."""
+def run_netx(path: Path, x: np.ndarray, n_layers: int, input_message_bits: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Run one sample ``x`` (T, channels) of spikes (graded payloads with ``input_message_bits``)
+    through netx's Network for T + n_layers steps; returns each layer's spikes (steps, N) and the
+    last layer's v (steps, N)."""
     n_steps = x.shape[0] + n_layers
     # one reset, at the step each layer's first input arrives (netx adds the layer index)
-    net = NETX.hdf5.Network(str(path), reset_interval=n_steps + 8, reset_offset=1)
+    net = NETX.hdf5.Network(str(path), reset_interval=n_steps + 8, reset_offset=1, input_message_bits=input_message_bits)
     source = RingBuffer(data=np.concatenate([x.T, np.zeros((x.shape[1], n_layers))], axis=1))
     source.s_out.connect(net.inp)
     sinks = []
@@ -89,24 +91,29 @@ def same_group(a, b) -> bool:
                for k in a)
 
 
-def cuba_layer(rng: np.random.Generator, n_in: int, n: int, du: int, dv: int, vth: int) -> FixedLayer:
+def cuba_layer(rng: np.random.Generator, n_in: int, n: int, du: int, dv: int, vth: int, graded: bool = False) -> FixedLayer:
     w = 2 * rng.integers(-128, 128, (n, n_in))
     params = CubaParams(du=np.full(n, du), dv=np.full(n, dv), bias_mant=rng.integers(-40, 60, n),
                         bias_exp=np.full(n, 6), vth=vth, input_shift=6, threshold_exponent=6, half=1 << 23)
-    return FixedLayer("cuba", DenseSynapse(w.astype(np.int64), 0, 8, False), params, 1 << 12)
+    return FixedLayer("cuba", DenseSynapse(w.astype(np.int64), 0, 8, graded), params, 1 << 12)
 
 
-def test_lif_network(tmp_path) -> None:
+@pytest.mark.parametrize("graded", [False, True], ids=["spikes", "event-counts"])
+def test_lif_network(tmp_path, graded) -> None:
     rng = np.random.default_rng(5)
-    hidden = [cuba_layer(rng, 16, 24, 1000, 300, 400), cuba_layer(rng, 24, 20, 2000, 100, 600)]
+    vth = 1500 if graded else 400
+    hidden = [cuba_layer(rng, 16, 24, 1000, 300, vth, graded), cuba_layer(rng, 24, 20, 2000, 100, 600)]
     readout = cuba_layer(rng, 20, 6, 4095, 500, (1 << 17) - 1)
     network = FixedPointNetwork("lif-cuba", 16, hidden, readout, 0, load_profile("loihi2"))
     assert all(not netx_problems(layer) for layer in network.layers)
     path = tmp_path / "lif.netx.h5"
     write_netx(network, path)
     x = (rng.random((1, 30, 16)) < 0.3).astype(np.float32)
+    if graded:  # event counts, sent as graded payloads (netx: input_message_bits on the first synapse)
+        x *= rng.integers(1, 4, x.shape)
     want = simulate(read_netx(path), x)
-    spikes, v = run_netx(path, x[0], n_layers=3)
+    bits = network.profile.input_message_bits if graded else 0
+    spikes, v = run_netx(path, x[0], n_layers=3, input_message_bits=bits)
     for l, layer_spikes in enumerate(want.spikes):  # layer l answers frame k at Lava step k + 2 + l
         assert layer_spikes.sum() > 20
         np.testing.assert_array_equal(spikes[l][1 + l : 1 + l + 30], layer_spikes[0])
