@@ -5,6 +5,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 VENV := .venv
 LAVA_VENV := .venv-lava
 PIP_FLAGS ?= -q
+LAVA_DL := lava-dl==0.6.0
 
 .PHONY: setup lava-env system-deps demo test test-main test-lava bench clean
 
@@ -12,7 +13,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) "torch==2.13.0" -e ".[torch,interop,test]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) "torch==2.13.0" -e ".[torch,interop,neurobench,sanafe,tonic,test]"
 	touch $@
 
 lava-env: $(LAVA_VENV)/.installed
@@ -21,6 +22,9 @@ $(LAVA_VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "make lava-env: no Python 3.10 found (lava-nc 0.10.0 needs it); set PYTHON310=/path/to/python3.10"; exit 1; }
 	$(PYTHON310) -m venv $(LAVA_VENV)
 	$(LAVA_VENV)/bin/pip install $(PIP_FLAGS) -e ".[lava,test]"
+	# lava-dl's netx reader, for tests/test_netx_lava.py: --no-deps, because lava-dl pins torch 2.3, which
+	# exists for Python 3.10 only as multi-GB CUDA wheels; reading netx files never needs torch (tests/netx_reader.py)
+	$(LAVA_VENV)/bin/pip install $(PIP_FLAGS) --no-deps "$(LAVA_DL)"
 	touch $@
 
 # espeak-ng and flite synthesize the offline stand-in data set (Debian packages).

@@ -121,14 +121,23 @@ RESET_TIMING = {"rf": "after_update"}
 """Reset timing per kind; every other kind subtracts s_{t−1} before the leak (``prev_step_before_leak``)."""
 
 
-def node_names(template: Template) -> dict[str, str]:
-    """Role → node name ``n<index>_<role>``, the index zero-padded so alphabetical order = template order."""
+PORT_ROLES = ("input", "output")
+"""The root graph's ports, named ``input`` and ``output`` as NIR's own examples name them: loaders
+that look ports up by name (spyx starts from ``input``) find them. Alphabetically they stay first
+and last among the ``n<index>_`` nodes. Files written before (``n0_input`` … ``n7_output``) are
+still read (``legacy_ports``)."""
+
+
+def node_names(template: Template, legacy_ports: bool = False) -> dict[str, str]:
+    """Role → node name ``n<index>_<role>``, the index zero-padded so alphabetical order = template
+    order; the root's ports are plain ``input``/``output`` (:data:`PORT_ROLES`) unless ``legacy_ports``."""
     width = len(str(len(template) - 1))
-    return {role: f"n{i:0{width}d}_{role}" for i, (role, _, _) in enumerate(template)}
+    return {role: role if role in PORT_ROLES and not legacy_ports else f"n{i:0{width}d}_{role}"
+            for i, (role, _, _) in enumerate(template)}
 
 
-def template_edges(template: Template) -> list[tuple[str, str]]:
-    names = node_names(template)
+def template_edges(template: Template, legacy_ports: bool = False) -> list[tuple[str, str]]:
+    names = node_names(template, legacy_ports)
     return [(names[src], names[role]) for role, _, inputs in template for src in inputs]
 
 

@@ -129,8 +129,9 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
     config = _config(meta, source)  # NetworkConfig refuses an unknown model type
     kind, n_hidden = config["model_type"], len(config["hidden_sizes"])
     template = graph_template(kind, n_hidden)
-    _check_structure(graph, template, source)
-    names = node_names(template)
+    legacy = node_names(template, legacy_ports=True)["input"] in graph.nodes  # written before the ports were renamed
+    _check_structure(graph, template, source, legacy)
+    names = node_names(template, legacy)
     _check_shapes(graph, names, kind, [config["n_inputs"], *config["hidden_sizes"], config["n_classes"]], source)
 
     layers = []  # (index, Affine, neuron node, label) for the hidden layers, then the readout
@@ -194,9 +195,9 @@ def _int(value: Any) -> int:
         return -1
 
 
-def _check_structure(graph: nir.NIRGraph, template, label: str) -> None:
+def _check_structure(graph: nir.NIRGraph, template, label: str, legacy_ports: bool = False) -> None:
     """Node names, node types and edges exactly as the template writes them."""
-    names = node_names(template)
+    names = node_names(template, legacy_ports)
     expected = {names[role]: kind for role, kind, _ in template}
     found = {name: type(node).__name__ for name, node in graph.nodes.items()}
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
@@ -207,7 +208,7 @@ def _check_structure(graph: nir.NIRGraph, template, label: str) -> None:
     for name, kind in expected.items():
         if found[name] != kind:
             raise SilifDeployError(f"{label}: node '{name}' is a {found[name]}, expected a {kind}; not handled here")
-    edges = template_edges(template)
+    edges = template_edges(template, legacy_ports)
     if len(graph.edges) != len(edges) or set(map(tuple, graph.edges)) != set(edges):
         raise SilifDeployError(f"{label}: edges differ from what silif-deploy writes")
 

@@ -20,10 +20,15 @@ Per hidden layer (F = the profile's coefficient bits, S = the state scale, a pow
 The readout becomes Loihi's CUBA LIF: du = 4095 (memoryless current), dv = 4096 − round(α·4096),
 gain 1 − α folded into each weight row and the bias, threshold at its maximum; its state scale
 keeps the range below that threshold (narrower than a wide profile's states), so v never resets.
+With ``netx=True`` the readout is put on lava-dl netx's grid (:data:`NETX_READOUT`): weight
+exponent 0 (netx reads integer weights and derives its own exponent, losslessly on this grid) and
+a bias that is a multiple of 2^6 (netx builds its LIF with bias_exp 6 and the file's integer bias
+as the mantissa), so that netx runs the very readout our simulator runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -39,6 +44,9 @@ from silif_deploy.hw_models.neuron_cuba import DECAY_BITS, CubaParams
 from silif_deploy.hw_models.neuron_resonate import ResonateParams
 from silif_deploy.hw_models.profile import HardwareProfile
 
+NETX_BIAS_EXP = 6
+"""netx's CUBA layers take the file's integer ``bias`` as bias_mant with bias_exp 6 (lava-dl 0.6
+``netx/hdf5.py: get_neuron_params``): the effective bias is a multiple of 2^6."""
 def state_scale(profile: HardwareProfile, state_range: float, weight_peak: float, input_frac: int = 0,
                 ceiling: int | None = None) -> int:
     """S = 2^k with S·range ≤ ceiling (default the state max), 2^threshold_exponent ≤ S ≤ the
@@ -206,10 +214,13 @@ def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: floa
     return FixedLayer(layer.kind, synapse, params, scale), diag
 
 
-def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float) -> tuple[FixedLayer, dict]:
+def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: float,
+                   netx: bool = False) -> tuple[FixedLayer, dict]:
     # the largest threshold, which v must never pass (the CUBA neuron would spike and reset v to 0);
     # it can be narrower than the states (Lava: 2^23 − 64 against 2^23 − 1; so the ceiling)
     vth = (1 << profile.threshold_mantissa_bits) - 1
+    if netx:  # netx's grid: integer weights at exponent 0, biases in whole weight units (2^6)
+        profile = dataclasses.replace(profile, weight_exp_min=0, weight_exp_max=0)
     gain = layer.gain[:, None]
     scale = state_scale(profile, state_range, float(np.abs(gain * layer.weight).max(initial=0.0)),
                         ceiling=min(profile.state_max, profile.max_threshold))
@@ -217,7 +228,8 @@ def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: flo
     alpha = np.clip(np.rint(layer.coefficients["alpha"] * one), 1, one).astype(np.int64)
     target = gain * layer.weight * scale / 2.0**profile.input_shift
     w_int, w_exp, diag = quantize_weights(target, profile)
-    mant, exp, bias, bias_out = quantize_bias(layer.gain * layer.bias * scale, profile)
+    mant, exp, bias, bias_out = quantize_bias(layer.gain * layer.bias * scale, profile,
+                                              exponent_min=NETX_BIAS_EXP if netx else 0)
     n = layer.size
     params = CubaParams(
         du=np.full(n, one - 1, np.int64), dv=one - alpha, bias_mant=mant, bias_exp=exp,
@@ -249,9 +261,11 @@ def quantize(
     state_ranges: list[float] | None = None,
     readout_range: float | None = None,
     calibration_input: np.ndarray | None = None,
+    netx: bool = False,
 ) -> FixedPointNetwork:
     """Quantize ``net``. ``state_ranges``/``readout_range`` come from a calibration run (else the
-    profile's default range); ``calibration_input`` decides whether inputs are counts."""
+    profile's default range); ``calibration_input`` decides whether inputs are counts; ``netx``
+    puts the readout on lava-dl netx's grid (module docstring)."""
     if state_ranges is not None and len(state_ranges) != len(net.hidden):
         raise SilifDeployError("calibration gave a state range per layer that does not match the network depth")
     in_frac = input_frac_bits(profile, calibration_input)
@@ -262,7 +276,7 @@ def quantize(
         hidden.append(fixed)
         report.append(diag)
     ro_range = profile.default_state_range if readout_range is None else max(readout_range * profile.calibration_headroom, 1.0)
-    readout, ro_diag = _readout_layer(net.readout, profile, ro_range)
+    readout, ro_diag = _readout_layer(net.readout, profile, ro_range, netx=netx)
     return FixedPointNetwork(
         model_type=net.model_type, n_inputs=net.n_inputs, hidden=hidden, readout=readout,
         input_frac_bits=in_frac, profile=profile,

@@ -9,6 +9,7 @@ leaves no file behind.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from silif_deploy.errors import SilifDeployError
 HELP = ("export a checkpoint (or NIR file) for deployment: --target nir writes OUTDIR/<name>.nir "
         "(OUTDIR/<name>.lif-compat.nir with --nir-profile lif-compat); --target loihi2 writes <name>.nir, "
         "the fixed-point <name>.loihi2.h5 and report.json/.md/.png; --target netx writes <name>.netx.h5 "
-        "(lava-dl's netx layout, our neurons as a documented extension)")
+        "(lava-dl's netx layout, our neurons as a documented extension) and <name>.readout.netx.h5 (the readout "
+        "alone, which netx loads)")
 DEFAULT_OUT_ROOT = Path("out")
 
 
@@ -50,7 +52,28 @@ def _export_nir(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     cfg = job.model.config
     print(f"NIR {nir.version}, profile {args.nir_profile}{' (lossy)' if args.nir_profile != 'exact' else ''}: "
           f"{cfg.model_type} {cfg.n_inputs} -> {' -> '.join(map(str, cfg.hidden_sizes))} -> {cfg.n_classes}")
+    if args.nir_profile == "lif-compat":
+        _print_lif_compat_agreement(job, path, args.calibrate)
     return [path]
+
+
+def _print_lif_compat_agreement(job: ExportJob, path: Path, data: str | None) -> None:
+    """Measure the lossy file against the exact model on a probe input, so nobody mistakes one for the other."""
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.nir_import import read_nir
+    from silif_deploy.converters.nir_lif_compat import agreement, run_lif_compat
+    from silif_deploy.deploy.pipeline import SyntheticProbe
+
+    if data is None:
+        probe = SyntheticProbe()
+        x, what = probe.generate(job.model.config.n_inputs), f"a synthetic SSC-like probe ({probe.samples} x {probe.steps} steps)"
+    else:
+        x, what = load_input(data, n_channels=job.model.config.n_inputs).x, f"'{data}'"
+    m = agreement(job.model.run(x), run_lif_compat(read_nir(path), x))
+    spikes = " / ".join(f"{100 * a:.1f} %" for a in m["spike_agreement"])
+    print(f"lif-compat (lossy) agrees with the exact model on {m['predictions_equal']} of {m['samples']} predictions "
+          f"and on {spikes} of the hidden spike bins (per layer), measured on {what}; "
+          f"`simulate {path.name}` runs this lossy reading")
 
 
 def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
@@ -72,13 +95,21 @@ def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
     hw = load_profile(args.profile)
     x = None if args.calibrate is None else load_input(args.calibrate, n_channels=job.model.config.n_inputs).x
-    network = quantize_model(job.model, hw, x)
+    network = quantize_model(job.model, hw, x, netx=True)
     network.provenance = provenance(source_checkpoint=job.source.name, source_sha256=job.source_sha256,
                                     hardware_profile=hw.name)
     path = job.output(".netx.h5")
     write_netx(network, path)
-    print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP), readout as CUBA")
-    return [path]
+    # netx builds every layer of a file (skipped ones too) and cannot build ours: the readout alone,
+    # behind an input layer of its fan-in, is a file netx loads as it is
+    readout = dataclasses.replace(network, hidden=[], n_inputs=network.readout.synapse.fan_in,
+                                  model_type=f"{network.model_type}-readout")
+    readout_path = job.output(".readout.netx.h5")
+    write_netx(readout, readout_path)
+    print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP, our extension: "
+          f"netx cannot load them), readout as netx CUBA, on netx's grid; {readout_path.name} holds the readout alone, "
+          "which lava-dl's netx.hdf5.Network loads and runs bit for bit as our simulator")
+    return [path, readout_path]
 
 
 TARGETS: dict[str, Callable[[ExportJob, argparse.Namespace], list[Path]]] = {
@@ -100,7 +131,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="loihi2/netx: hardware profile, loihi2 (default), loihi2-wide or a .toml path")
     p.add_argument("--calibrate", default=None, metavar="INPUT",
                    help="loihi2/netx: input file to calibrate state ranges on (and to report on); default: weights only, "
-                        "reported on a synthetic SSC-like probe")
+                        "reported on a synthetic SSC-like probe; nir lif-compat: the input its agreement with the "
+                        "exact model is measured on")
 
 
 def model_name(source: Path) -> str:

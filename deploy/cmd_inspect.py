@@ -6,22 +6,27 @@ import argparse
 
 import numpy as np
 
-HELP = "print a fixed-point artifact's layers, bit widths, exponents, scales, provenance and warnings"
+HELP = ("print a fixed-point artifact's (or netx file's) layers, bit widths, exponents, scales, provenance, "
+        "warnings, and which layers lava-dl's netx can load")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("artifact", help="fixed-point artifact (.loihi2.h5) written by: silif-deploy export MODEL --target loihi2")
+    p.add_argument("artifact", help="fixed-point artifact (.loihi2.h5) written by: silif-deploy export MODEL --target loihi2, "
+                                    "or a .netx.h5 written by --target netx")
 
 
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.artifact import ARTIFACT_VERSION, read_artifact
     from silif_deploy.converters.files import sha256_file
+    from silif_deploy.converters.netx_export import NETX_FORMAT, netx_file_version, netx_problems, read_netx
     from silif_deploy.hw_models.metrics import layer_names, quantization_section
 
-    network = read_artifact(args.artifact)
+    netx = netx_file_version(args.artifact)
+    network = read_netx(args.artifact) if netx else read_artifact(args.artifact)
     prof = network.profile
     sizes = " → ".join(str(n) for n in [network.n_inputs, *(layer.size for layer in network.layers)])
-    print(f"artifact: {args.artifact} (format version {ARTIFACT_VERSION}, sha256 {sha256_file(args.artifact)})")
+    fmt = f"netx file, format {NETX_FORMAT} v{netx}" if netx else f"format version {ARTIFACT_VERSION}"
+    print(f"artifact: {args.artifact} ({fmt}, sha256 {sha256_file(args.artifact)})")
     print(f"model: {network.model_type}, {sizes}; input payload fraction bits {network.input_frac_bits}"
           f"{' (event counts sent as they are)' if network.input_frac_bits == 0 else ''}; "
           f"{network.delay} steps of Dense delay")
@@ -45,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for r in (header, *rows):
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print("lava-dl netx (lava.lib.dl.netx.hdf5.Network, layer i of the .netx.h5 file):")
+    for i, (name, layer) in enumerate(zip(layer_names(len(network.hidden)), network.layers), start=1):
+        problems = netx_problems(layer)
+        print(f"  layer {i} ({name}): " + ("loads, runs bit for bit as our simulator" if not problems
+                                          else "cannot load: " + "; ".join(problems)))
     quant = quantization_section(network.quantization)
     print(f"quantization: {'calibrated state ranges' if quant['calibrated'] else 'weights only (default state range)'}")
     print(f"warnings ({len(quant['warnings'])}):" if quant["warnings"] else "warnings: none")

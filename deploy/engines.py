@@ -68,6 +68,10 @@ def run_engine(
     engine = engine or default_engine(path)
     if engine not in ENGINES:
         raise SilifDeployError(f"unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}")
+    if engine == "float" and source_kind(path) == "nir":
+        lossy = _lif_compat_run(path, x)
+        if lossy is not None:
+            return lossy
     if engine == "float":
         model = load_float_model(path, model_type=model_type)
         _check_channels(x, model.config.n_inputs)
@@ -93,6 +97,21 @@ def run_engine(
     from silif_deploy.converters.lava_backend.runner import run_lava
 
     return run_lava(network, x, record_states=record_states)
+
+
+def _lif_compat_run(path: str | os.PathLike, x: np.ndarray) -> RunResult | None:
+    """A lif-compat NIR file runs as snntorch reads it, labelled lossy on stderr; else None."""
+    import sys
+
+    from silif_deploy.converters.nir_import import read_nir
+    from silif_deploy.converters.nir_lif_compat import LOSSY_LABEL, is_lif_compat, run_lif_compat
+
+    graph = read_nir(path)
+    if not is_lif_compat(graph):
+        return None
+    _check_channels(x, int(next(n for n in graph.nodes.values() if type(n).__name__ == "Input").output_type["output"][0]))
+    print(f"note: '{path}': {LOSSY_LABEL}", file=sys.stderr)
+    return run_lif_compat(graph, x)
 
 
 def _check_channels(x: np.ndarray, n_inputs: int) -> None:

@@ -88,15 +88,17 @@ def calibration_ranges(model, x: np.ndarray, batch_size: int = reporting.EVAL_BA
     return hidden, readout  # type: ignore[return-value]
 
 
-def quantize_model(model, hw: HardwareProfile, x: np.ndarray | None = None) -> FixedPointNetwork:
-    """Quantize a float model under ``hw``; with a calibration input ``x``, from its float state ranges."""
+def quantize_model(model, hw: HardwareProfile, x: np.ndarray | None = None, netx: bool = False) -> FixedPointNetwork:
+    """Quantize a float model under ``hw``; with a calibration input ``x``, from its float state
+    ranges; ``netx`` puts the readout on lava-dl netx's grid (:func:`~silif_deploy.converters.quantize.quantize`)."""
     from silif_deploy.converters.float_params import float_network
     from silif_deploy.converters.quantize import quantize
 
     if x is None:
-        return quantize(float_network(model), hw)
+        return quantize(float_network(model), hw, netx=netx)
     ranges, readout_range = calibration_ranges(model, x)
-    return quantize(float_network(model), hw, state_ranges=ranges, readout_range=readout_range, calibration_input=x)
+    return quantize(float_network(model), hw, state_ranges=ranges, readout_range=readout_range, calibration_input=x,
+                    netx=netx)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

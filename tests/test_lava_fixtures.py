@@ -38,3 +38,23 @@ def test_write_ssc_artifact(model: str, reference_dir) -> None:
     for a, b in zip(got.spikes, want.spikes):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got.readout_u, want.readout_u)
+
+
+@pytest.mark.parametrize("model", ["silif", "csilif"])
+def test_write_synth_netx(model: str, tmp_path) -> None:
+    """``tests/.artifacts/synth_<model>.netx.h5`` and ``synth_<model>.readout.netx.h5``, written by
+    ``export --target netx`` from the shipped model, and ``synth_<model>_netx_input.npy`` (3 test
+    utterances, 40 steps) for ``test_netx_lava.py``."""
+    from silif_deploy.converters.netx_export import netx_problems, read_netx
+    from silif_deploy.deploy.cli import main
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    trained = Path(__file__).parents[1] / "examples" / "trained"
+    assert main(["export", str(trained / f"synth_digits_{model}_2x128.pt"), "--target", "netx", "-o", str(tmp_path)]) == 0
+    path = ARTIFACTS / f"synth_{model}.netx.h5"
+    (tmp_path / f"synth_digits_{model}_2x128.netx.h5").replace(path)
+    (tmp_path / f"synth_digits_{model}_2x128.readout.netx.h5").replace(ARTIFACTS / f"synth_{model}.readout.netx.h5")
+    np.save(ARTIFACTS / f"synth_{model}_netx_input.npy", np.load(trained / "synth_digits_test.npz")["x"][:3, :40].astype(np.float32))
+    network = read_netx(path)
+    assert not netx_problems(network.readout)
+    assert network.readout.synapse.weight_exp == 0 and np.all(network.readout.synapse.weights % 2 == 0)

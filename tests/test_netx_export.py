@@ -1,8 +1,8 @@
 """The netx file (lava-dl's HDF5 layout): the readout follows netx's CUBA keys exactly, and the
 file holds the network exactly (read back, it runs bit for bit as the original).
 
-lava-dl's own loader (``netx.hdf5.Network``) needs torch, which the Lava environment does not
-have: it is not exercised here (docs/lava.md).
+lava-dl's own loader (``netx.hdf5.Network``) reading these files and running them in Lava is
+``test_netx_lava.py`` (Lava environment).
 """
 
 import h5py
@@ -26,7 +26,7 @@ def network(request):
     rng = np.random.default_rng(3)
     net = float_network(rng, request.param, [7, 9, 8], 5)
     net.hidden[0].weight *= 4.0
-    return quantize(net, load_profile("loihi2"), state_ranges=[2.0, 2.0], readout_range=4.0)
+    return quantize(net, load_profile("loihi2"), state_ranges=[2.0, 2.0], readout_range=4.0, netx=True)
 
 
 def test_layout_follows_netx(network, tmp_path) -> None:
@@ -71,3 +71,34 @@ def test_refuses_a_readout_netx_cannot_express(network, tmp_path) -> None:
     with pytest.raises(SilifDeployError, match="netx CUBA"):
         write_netx(network, tmp_path / "net.netx.h5")
     assert not (tmp_path / "net.netx.h5").exists()
+
+
+def test_inspect_says_which_layers_netx_loads(network, tmp_path, capsys) -> None:
+    from silif_deploy.deploy.cli import main
+
+    path = tmp_path / "net.netx.h5"
+    write_netx(network, path)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "netx file, format silif-deploy-netx v2" in out
+    assert "layer 3 (readout): loads, runs bit for bit as our simulator" in out
+    assert f"layer 1 (L0): cannot load: our {network.hidden[0].kind} neuron" in out
+
+
+def test_version_1_files_still_read(network, tmp_path) -> None:
+    """Version 1 wrote weights as W·2^weight_exp and the readout bias divided by 2^6."""
+    import json
+
+    path = tmp_path / "net.netx.h5"
+    write_netx(network, path)
+    with h5py.File(path, "r+") as f:
+        meta = json.loads(f.attrs["silif_deploy"])
+        for i, layer in enumerate(meta["layers"], start=1):
+            w = f[f"layer/{i}/weight"][()] * 2.0 ** layer["weight_exp"]
+            del f[f"layer/{i}/weight"]
+            f[f"layer/{i}"].create_dataset("weight", data=w)
+        meta["format_version"] = 1
+        f.attrs["silif_deploy"] = json.dumps(meta)
+    back = read_netx(path)
+    for a, b in zip(back.layers, network.layers):
+        np.testing.assert_array_equal(a.synapse.weights, b.synapse.weights)
