@@ -19,6 +19,7 @@ Every integer array is stored exactly; readers check the format marker and versi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -256,6 +257,39 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
             within(name, "b_spike", par.b_spike, -prof.state_max, prof.state_max)
             equal(name, "u_mode", par.u_mode, membrane, "the profile's membrane_overflow")
             equal(name, "w_mode", par.w_mode, adaptation, "the profile's adaptation_overflow")
+
+
+IDENTITY_SCHEME = b"silif-deploy-artifact-identity/1"
+
+
+def artifact_identity(network: FixedPointNetwork) -> str:
+    """The SHA-256 of what the hardware runs: model type, input format, the profile's fields and
+    every layer's kind, scale, synapse and integer parameters, in a fixed order.
+
+    Not the file's bytes: provenance (times, paths), quantization diagnostics and the float model
+    the artifact carries do not enter, so exporting the same checkpoint twice with the same
+    version and profile gives the same identity, and any change of a weight, parameter or profile
+    field gives another.
+    """
+    digest = hashlib.sha256(IDENTITY_SCHEME)
+
+    def put(label: str, value: object) -> None:
+        arr = np.asarray(value)
+        data = arr.astype("<i8").tobytes() if arr.dtype.kind in "biu" else str(value).encode()
+        digest.update(f"{label}:{arr.shape}:{len(data)}:".encode() + data)
+
+    put("model_type", network.model_type)
+    put("n_inputs", network.n_inputs)
+    put("input_frac_bits", network.input_frac_bits)
+    put("profile", json.dumps(network.profile.to_dict(), sort_keys=True))
+    for i, layer in enumerate(network.layers):
+        syn = layer.synapse
+        put(f"{i}.kind", layer.kind)
+        for label, value in (("scale", layer.scale), ("weight_exp", syn.weight_exp),
+                             ("num_weight_bits", syn.num_weight_bits), ("graded", int(syn.graded)),
+                             ("weights", syn.weights), *layer.params._asdict().items()):
+            put(f"{i}.{label}", value)
+    return digest.hexdigest()
 
 
 def float_model_from_artifact(path: str | os.PathLike):

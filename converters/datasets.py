@@ -20,10 +20,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from silif_deploy.converters.files import require_file, sha256_file
-from silif_deploy.converters.input_checks import (
-    check_input_chunk, check_input_size, check_labels, check_spike_times, refuse_damaged,
-)
+from silif_deploy.converters.files import refuse_damaged, require_file, sha256_file
+from silif_deploy.converters.input_checks import check_input_chunk, check_input_size, check_labels, check_spike_times
 from silif_deploy.errors import SilifDeployError
 
 N_UNITS = 700

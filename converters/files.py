@@ -12,6 +12,7 @@ inputs is refused before it could replace it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
@@ -20,12 +21,17 @@ import signal
 import stat
 import tempfile
 import threading
+import zipfile
+import zlib
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from silif_deploy import PRODUCER, __version__
 from silif_deploy.errors import SilifDeployError
+
+F = TypeVar("F", bound=Callable)
 
 _TMP_NAME_KEEP = 40
 """Characters of the target's name kept in its temporary name: with mkstemp's 8 random characters
@@ -245,3 +251,27 @@ def provenance(**inputs: object) -> dict[str, object]:
     }
     record.update({k: v for k, v in inputs.items() if v is not None})
     return record
+
+
+_READ_ERRORS = (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile, zlib.error)
+"""What numpy, zipfile and h5py raise on a truncated, foreign or edited file."""
+
+
+def refuse_damaged(what: str) -> Callable[[F], F]:
+    """Decorate a reader whose first argument is the path: a library error on a damaged file
+    becomes one line naming the file (a :class:`SilifDeployError` passes through)."""
+
+    def wrap(reader: F) -> F:
+        @functools.wraps(reader)
+        def read(path, *args, **kwargs):
+            try:
+                return reader(path, *args, **kwargs)
+            except SilifDeployError:
+                raise
+            except _READ_ERRORS as err:
+                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                raise SilifDeployError(f"'{path}' is not a readable {what} ({detail}); check the file") from None
+
+        return read  # type: ignore[return-value]
+
+    return wrap

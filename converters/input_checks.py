@@ -8,17 +8,9 @@ says what is wrong and what to do.
 
 from __future__ import annotations
 
-import functools
-import zipfile
-import zlib
-from collections.abc import Callable
-from typing import TypeVar
-
 import numpy as np
 
 from silif_deploy.errors import SilifDeployError
-
-F = TypeVar("F", bound=Callable)
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 """Inputs run in float32 in the float engine: larger magnitudes would become inf there."""
@@ -90,26 +82,3 @@ def check_labels(labels: np.ndarray, source: str, n_classes: int | None = None) 
                                f"(labels 0…{n_classes - 1}); check the data matches the model")
     return labels
 
-
-_READ_ERRORS = (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile, zlib.error)
-"""What numpy, zipfile and h5py raise on a truncated, foreign or edited file."""
-
-
-def refuse_damaged(what: str) -> Callable[[F], F]:
-    """Decorate a reader whose first argument is the path: a library error on a damaged file
-    becomes one line naming the file (a :class:`SilifDeployError` passes through)."""
-
-    def wrap(reader: F) -> F:
-        @functools.wraps(reader)
-        def read(path, *args, **kwargs):
-            try:
-                return reader(path, *args, **kwargs)
-            except SilifDeployError:
-                raise
-            except _READ_ERRORS as err:
-                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-                raise SilifDeployError(f"'{path}' is not a readable {what} ({detail}); check the file") from None
-
-        return read  # type: ignore[return-value]
-
-    return wrap
