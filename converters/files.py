@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
 
+import numpy as np
+
 from silif_deploy import PRODUCER, __version__
 from silif_deploy.errors import SilifDeployError
 
@@ -253,8 +255,10 @@ def provenance(**inputs: object) -> dict[str, object]:
     return record
 
 
-_READ_ERRORS = (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile, zlib.error)
-"""What numpy, zipfile and h5py raise on a truncated, foreign or edited file."""
+_READ_ERRORS = (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, AttributeError, AssertionError, RuntimeError,
+                zipfile.BadZipFile, zlib.error)
+"""What numpy, zipfile, h5py and nir raise on a truncated, foreign or edited file (nir asserts on
+node types and reads attributes of whatever it finds)."""
 
 
 def refuse_damaged(what: str) -> Callable[[F], F]:
@@ -265,7 +269,8 @@ def refuse_damaged(what: str) -> Callable[[F], F]:
         @functools.wraps(reader)
         def read(path, *args, **kwargs):
             try:
-                return reader(path, *args, **kwargs)
+                with np.errstate(all="ignore"):  # hostile values (tau = 0) are refused, not warned about
+                    return reader(path, *args, **kwargs)
             except SilifDeployError:
                 raise
             except _READ_ERRORS as err:
