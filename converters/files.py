@@ -52,9 +52,27 @@ def _raise_for(signum: int) -> None:
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+_deferring = False  # inside a critical section: record the signal, raise when it ends
+
+
 def _on_signal(signum: int, frame: object) -> None:
     _pending.append(signum)
-    _raise_for(signum)
+    if not _deferring:
+        _raise_for(signum)
+
+
+@contextlib.contextmanager
+def _critical() -> Iterator[None]:
+    """Steps that must not be cut in two (create a temporary file and note it for cleanup; move a
+    staged set into place): a signal waits for the end of the block, then raises."""
+    global _deferring
+    outer, _deferring = _deferring, True
+    try:
+        yield
+    finally:
+        _deferring = outer
+    if not outer:
+        raise_pending_interrupt()
 
 
 @contextlib.contextmanager
@@ -71,6 +89,12 @@ def interrupts_raise() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _pending.clear()
+
+
+def received_signal() -> int | None:
+    """The first SIGINT/SIGTERM received inside :func:`interrupts_raise`, if any."""
+    return _pending[0] if _pending else None
 
 
 def raise_pending_interrupt() -> None:
@@ -145,13 +169,15 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     _check_target(target)
     _make_parent(target.parent)
+    tmp_path: Path | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:_TMP_NAME_KEEP]}.", suffix=".part", dir=target.parent)
-    except OSError as err:
-        raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+        with _critical():  # a signal here must not leave a temporary file nobody removes
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:_TMP_NAME_KEEP]}.", suffix=".part", dir=target.parent)
+            except OSError as err:
+                raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
+            os.close(fd)
+            tmp_path = Path(tmp)
         _ordinary_permissions(tmp_path)
         yield tmp_path
         raise_pending_interrupt()
@@ -161,7 +187,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         except OSError as err:
             raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
@@ -175,22 +201,26 @@ def staged_outputs(outdir: str | os.PathLike) -> Iterator[Path]:
     if out.exists() and not out.is_dir():
         raise SilifDeployError(f"output folder '{out}' is a file; give a folder")
     created = not out.exists()
-    _make_parent(out)
-    stage = Path(tempfile.mkdtemp(prefix=".silif-deploy-", suffix=".part", dir=out))
+    stage: Path | None = None
     moved: list[Path] = []
     try:
+        with _critical():
+            _make_parent(out)
+            stage = Path(tempfile.mkdtemp(prefix=".silif-deploy-", suffix=".part", dir=out))
         yield stage
         files = sorted(p for p in stage.iterdir() if p.is_file())
         for f in files:
             _check_target(out / f.name)
         raise_pending_interrupt()
-        for f in files:
-            os.replace(f, out / f.name)
-            moved.append(out / f.name)
+        with _critical():  # the set is moved whole: a signal waits, then removes it again
+            for f in files:
+                os.replace(f, out / f.name)
+                moved.append(out / f.name)
     except BaseException:
         for path in moved:
             path.unlink(missing_ok=True)
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise

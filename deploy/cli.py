@@ -68,8 +68,10 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     from silif_deploy.converters.files import (
-        Terminated, guard_inputs, interrupts_raise, refuse_overwriting_inputs,
+        Terminated, guard_inputs, interrupts_raise, received_signal, refuse_overwriting_inputs,
     )
 
     try:
@@ -78,10 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else EXIT_BAD_INPUT
     try:
         with interrupts_raise(), guard_inputs():
-            if args.command != "make-data":
-                inputs = [p for p in _values(args, INPUT_ARGS) if Path(p).exists()]
-                refuse_overwriting_inputs(_values(args, OUTPUT_FILE_ARGS), inputs)
-            return int(args._run(args) or 0)
+            try:
+                if args.command != "make-data":
+                    inputs = [p for p in _values(args, INPUT_ARGS) if Path(p).exists()]
+                    refuse_overwriting_inputs(_values(args, OUTPUT_FILE_ARGS), inputs)
+                return int(args._run(args) or 0)
+            except Exception:
+                # a library's cleanup can fail while the interrupt unwinds it (zipfile closing a
+                # member that was being written) and replace the interrupt by its own error
+                if received_signal() is None:
+                    raise
+                raise (Terminated() if received_signal() == signal.SIGTERM else KeyboardInterrupt()) from None
     except SilifDeployError as err:
         print(f"silif-deploy {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -89,12 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         where = f" '{err.filename}'" if err.filename else ""
         print(f"silif-deploy {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Terminated:
-        print(f"silif-deploy {args.command}: terminated (unfinished outputs removed)", file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print(f"silif-deploy {args.command}: interrupted (unfinished outputs removed)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
+        terminated = isinstance(interrupt, Terminated)
+        print(f"silif-deploy {args.command}: {'terminated' if terminated else 'interrupted'} "
+              "(unfinished outputs removed)", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
