@@ -156,9 +156,13 @@ def verify_golden(artifact_path: str | os.PathLike, golden_path: str | os.PathLi
     for i in range(len(network.hidden)):
         per_step = np.argwhere(g[f"state_digests_{i}"] != got[f"state_digests_{i}"])  # (sample, step) pairs
         counts[f"states_{i}"] = len(per_step)
+        per_neuron = g[f"neuron_digests_{i}"] != got[f"neuron_digests_{i}"]
+        if per_neuron.any() != bool(len(per_step)):  # equal states give equal digests both ways
+            raise SilifDeployError(f"golden '{golden_path}': the state digests of layer {i} contradict each other; "
+                                   "the file is damaged, make it again with: silif-deploy golden ARTIFACT --input X -o GOLDEN.npz")
         if len(per_step) and first is None:
             sample, step = (int(v) for v in per_step[np.lexsort((per_step[:, 0], per_step[:, 1]))][0])
-            neurons = np.flatnonzero(g[f"neuron_digests_{i}"][sample] != got[f"neuron_digests_{i}"][sample])
+            neurons = np.flatnonzero(per_neuron[sample])
             first = StateDiff(i, KINDS[network.hidden[i].kind].states, sample, step, int(neurons[0]) if len(neurons) else -1)
     identity = artifact_identity(network)
     counts["artifact_identity"] = int(identity != str(g["artifact_identity"]))
