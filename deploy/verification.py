@@ -235,10 +235,12 @@ def read_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 @refuse_damaged("golden .npz file")
 def _load_npz(p) -> dict[str, np.ndarray]:
-    with np.load(p, allow_pickle=False) as z:
+    with open(p, "rb") as fh:  # closed even when numpy fails on a damaged file
+        z = np.load(fh, allow_pickle=False)
         if not hasattr(z, "files"):
             raise SilifDeployError(f"'{p}' is a single .npy array, not a golden .npz file")
-        return {k: z[k] for k in z.files}
+        with z:
+            return {k: z[k] for k in z.files}
 
 
 def accuracy_drop(float_pred: np.ndarray, fixed_pred: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
