@@ -554,10 +554,11 @@ def test_catalogue_is_large_and_unique():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.filterwarnings("error")  # a warning would be a second stderr line
-# except those Python hides by default: numpy leaves a file open when np.load fails on a damaged .npz
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
+# a warning would be a second stderr line; but not those Python hides by default (numpy leaves a
+# file open when np.load fails on a damaged .npz: a ResourceWarning)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_command_exits_2_with_one_line(case: Case, ws, tmp_path, capfd, monkeypatch):
     if case.id == "bad-source-date-epoch":
