@@ -4,6 +4,8 @@ HDF5 written with h5py; readable with numpy + h5py alone (no torch). Layout, for
 
     /                  attrs: format = "silif-deploy-fixed-point", format_version = 1,
                               model_type, n_inputs, n_classes, input_frac_bits,
+                              identity (the content hash at export, :func:`artifact_identity`;
+                              ``inspect`` tells an artifact edited since from an exported one),
                               provenance (JSON: tool version, source and NIR SHA-256, profile name),
                               quantization (JSON: per-layer diagnostics)
     /profile           attr text: the hardware profile's TOML, verbatim
@@ -49,6 +51,7 @@ def write_artifact(network: FixedPointNetwork, path: str | os.PathLike) -> None:
                 "model_type": network.model_type, "n_inputs": network.n_inputs,
                 "n_classes": network.n_classes, "input_frac_bits": network.input_frac_bits,
                 "provenance": json.dumps(network.provenance, sort_keys=True),
+                "identity": artifact_identity(network),
                 "quantization": json.dumps(network.quantization, sort_keys=True, default=_json_default),
             })
             f.create_group("profile").attrs["text"] = network.profile.source_text
@@ -260,6 +263,13 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
 
 
 IDENTITY_SCHEME = b"silif-deploy-artifact-identity/1"
+
+
+def recorded_identity(path: str | os.PathLike) -> str | None:
+    """The identity an artifact recorded when it was written (None for files older than that)."""
+    with h5py.File(require_file(path, "artifact"), "r") as f:
+        value = f.attrs.get("identity")
+    return None if value is None else str(value)
 
 
 def artifact_identity(network: FixedPointNetwork) -> str:

@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from silif_deploy.converters.artifact import ARTIFACT_VERSION, artifact_identity, read_artifact
+    from silif_deploy.converters.artifact import ARTIFACT_VERSION, artifact_identity, read_artifact, recorded_identity
     from silif_deploy.converters.files import sha256_file
     from silif_deploy.hw_models.metrics import layer_names, quantization_section
 
@@ -22,8 +22,11 @@ def run(args: argparse.Namespace) -> int:
     prof = network.profile
     sizes = " → ".join(str(n) for n in [network.n_inputs, *(layer.size for layer in network.layers)])
     print(f"artifact: {args.artifact} (format version {ARTIFACT_VERSION}, sha256 {sha256_file(args.artifact)})")
-    print(f"identity: {artifact_identity(network)} (content hash of network, parameters and profile; "
-          "what verify --golden compares)")
+    identity, recorded = artifact_identity(network), recorded_identity(args.artifact)
+    state = ("as recorded at export" if identity == recorded else "no identity recorded at export" if recorded is None
+             else f"DIFFERS from the {recorded[:16]}… recorded at export: the file was edited since")
+    print(f"identity: {identity} (content hash of network, parameters and profile, what verify --golden "
+          f"compares; {state})")
     print(f"model: {network.model_type}, {sizes}; input payload fraction bits {network.input_frac_bits}"
           f"{' (event counts sent as they are)' if network.input_frac_bits == 0 else ''}; "
           f"{network.delay} steps of Dense delay")

@@ -213,3 +213,15 @@ def test_float16_input_runs_as_float32(labelled, tmp_path, capsys):
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
     assert STEPS == x.shape[1]
+
+
+def test_inspect_tells_an_edited_artifact_from_an_exported_one(gate, capsys, tmp_path):
+    _, artifact, _, _ = gate
+    assert main(["inspect", str(artifact)]) == 0
+    out = capsys.readouterr().out
+    assert f"identity: {artifact_identity(read_artifact(artifact))}" in out and "as recorded at export" in out
+    modified = tmp_path / "edited.loihi2.h5"
+    _edited(artifact, modified, 1, 0, 0, 1)
+    assert main(["inspect", str(modified)]) == 0
+    out = capsys.readouterr().out
+    assert f"identity: {artifact_identity(read_artifact(modified))}" in out and "the file was edited since" in out
