@@ -4,6 +4,8 @@ HDF5 written with h5py; readable with numpy + h5py alone (no torch). Layout, for
 
     /                  attrs: format = "silif-deploy-fixed-point", format_version = 1,
                               model_type, n_inputs, n_classes, input_frac_bits,
+                              identity (the content hash at export, :func:`artifact_identity`;
+                              ``inspect`` tells an artifact edited since from an exported one),
                               provenance (JSON: tool version, source and NIR SHA-256, profile name),
                               quantization (JSON: per-layer diagnostics)
     /profile           attr text: the hardware profile's TOML, verbatim
@@ -19,6 +21,7 @@ Every integer array is stored exactly; readers check the format marker and versi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -28,8 +31,10 @@ import numpy as np
 
 from silif_deploy.converters.files import atomic_output, require_file
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.dense import DenseSynapse
+from silif_deploy.hw_models.dense import DenseSynapse, weight_grid
+from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
+from silif_deploy.hw_models.neuron_cuba import DECAY_BITS
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.profile import profile_from_text
 
@@ -46,6 +51,7 @@ def write_artifact(network: FixedPointNetwork, path: str | os.PathLike) -> None:
                 "model_type": network.model_type, "n_inputs": network.n_inputs,
                 "n_classes": network.n_classes, "input_frac_bits": network.input_frac_bits,
                 "provenance": json.dumps(network.provenance, sort_keys=True),
+                "identity": artifact_identity(network),
                 "quantization": json.dumps(network.quantization, sort_keys=True, default=_json_default),
             })
             f.create_group("profile").attrs["text"] = network.profile.source_text
@@ -78,7 +84,8 @@ def _write_layer(g: h5py.Group, layer: FixedLayer) -> None:
 
 
 def read_artifact(path: str | os.PathLike) -> FixedPointNetwork:
-    """Read and check an artifact; every problem is one clear :class:`SilifDeployError` line."""
+    """Read and check an artifact: its structure, then every value against the legal range its
+    hardware profile gives (:func:`check_network`); every problem is one :class:`SilifDeployError` line."""
     p = require_file(path, "artifact")
     try:
         f = h5py.File(p, "r")
@@ -89,42 +96,73 @@ def read_artifact(path: str | os.PathLike) -> FixedPointNetwork:
             raise SilifDeployError(
                 f"'{p}' is not a silif-deploy fixed-point artifact; make one with: silif-deploy export MODEL --target loihi2"
             )
-        version = int(f.attrs["format_version"])
-        if version > ARTIFACT_VERSION:
-            raise SilifDeployError(
-                f"'{p}' has artifact format version {version}; this silif-deploy reads up to {ARTIFACT_VERSION}: upgrade it"
-            )
         try:
-            profile = profile_from_text(f["profile"].attrs["text"])
+            version = _int(f.attrs["format_version"], "format_version")
+            if version > ARTIFACT_VERSION:
+                raise SilifDeployError(
+                    f"'{p}' has artifact format version {version}; this silif-deploy reads up to {ARTIFACT_VERSION}: upgrade it"
+                )
+            profile = profile_from_text(_text(f["profile"].attrs["text"]), origin=f"{p}: profile")
             layers = [_read_layer(f["layers"][str(i)]) for i in range(len(f["layers"]))]
+            if len(layers) < 2:
+                raise ValueError(f"{len(layers)} layers; an artifact holds hidden layers and a readout")
             float_model = None
             if "float_model" in f:
                 fm = f["float_model"]
                 float_model = {"config": json.loads(fm.attrs["config"]),
                                "state_dict": {k: fm[k][()] for k in fm}}
             network = FixedPointNetwork(
-                model_type=str(f.attrs["model_type"]), n_inputs=int(f.attrs["n_inputs"]),
-                hidden=layers[:-1], readout=layers[-1], input_frac_bits=int(f.attrs["input_frac_bits"]),
+                model_type=_text(f.attrs["model_type"]), n_inputs=_int(f.attrs["n_inputs"], "n_inputs"),
+                hidden=layers[:-1], readout=layers[-1],
+                input_frac_bits=_int(f.attrs["input_frac_bits"], "input_frac_bits"),
                 profile=profile, provenance=json.loads(f.attrs["provenance"]),
                 quantization=json.loads(f.attrs["quantization"]), float_model=float_model,
             )
-        except (KeyError, ValueError, TypeError, OSError) as err:
+        except SilifDeployError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError, AttributeError, IndexError, RuntimeError) as err:
             raise SilifDeployError(f"'{p}' is a damaged artifact ({type(err).__name__}: {err})") from None
     _check_chain(network, p)
+    check_network(network, p)
     return network
 
 
+def _int(value: Any, name: str) -> int:
+    """An integer attribute, refusing floats that int() would truncate and booleans."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"'{name}' is {value!r}, not an integer")
+    return int(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _int_array(g: h5py.Group, name: str) -> np.ndarray:
+    data = g[name]
+    if not isinstance(data, h5py.Dataset) or not np.issubdtype(data.dtype, np.integer):
+        raise ValueError(f"'{g.name}/{name}' is not an integer array")
+    return data[()].astype(np.int64)
+
+
 def _read_layer(g: h5py.Group) -> FixedLayer:
-    kind = str(g.attrs["kind"])
+    kind = _text(g.attrs["kind"])
     if kind not in KINDS:
         raise ValueError(f"unknown neuron kind '{kind}'")
     params_type = KINDS[kind].params_type
     values = {}
     for name in params_type._fields:
-        values[name] = g[name][()].astype(np.int64) if name in g else int(g.attrs[name])
-    syn = DenseSynapse(g["weights"][()].astype(np.int64), int(g.attrs["weight_exp"]),
-                       int(g.attrs["num_weight_bits"]), bool(g.attrs["graded"]))
-    return FixedLayer(kind, syn, params_type(**values), int(g.attrs["scale"]))
+        values[name] = _int_array(g, name) if name in g else _int(g.attrs[name], f"{g.name} {name}")
+    weights = _int_array(g, "weights")
+    if weights.ndim != 2:
+        raise ValueError(f"'{g.name}/weights' has shape {weights.shape}, expected (neurons, inputs)")
+    syn = DenseSynapse(weights, _int(g.attrs["weight_exp"], "weight_exp"),
+                       _int(g.attrs["num_weight_bits"], "num_weight_bits"), bool(g.attrs["graded"]))
+    return FixedLayer(kind, syn, params_type(**values), _int(g.attrs["scale"], "scale"))
 
 
 def _check_chain(network: FixedPointNetwork, p) -> None:
@@ -136,6 +174,132 @@ def _check_chain(network: FixedPointNetwork, p) -> None:
             if isinstance(value, np.ndarray) and value.shape != (layer.size,):
                 raise SilifDeployError(f"'{p}': layer {i} parameter '{name}' has shape {value.shape}, expected ({layer.size},)")
         n_in = layer.size
+
+
+THRESHOLD_LIMIT = 1 << 40
+"""Thresholds above every state are legal (a layer that never spikes); the bound keeps θ·s and
+u − θ far inside int64."""
+INPUT_FRAC_LIMIT = 32
+
+
+def check_network(network: FixedPointNetwork, source: object = "network") -> None:
+    """Every value of a fixed-point network within the legal range of its hardware profile.
+
+    What the quantizer writes, so that the compiled kernels (int64 arithmetic, shifts) and Lava
+    compute the same thing: weights on the layer's weight grid (Lava's even/odd rule up to 8
+    bits) and exponents within the profile's, coefficients k/2^F with |k| ≤ 2^F, biases within
+    the mantissa·2^exponent format, thresholds > 0, the profile's shifts, state widths and
+    overflow rules, at least one neuron per layer. A refusal names the layer, the field and the
+    legal range.
+    """
+    prof = network.profile
+    one = 1 << prof.coefficient_bits
+    half = prof.state_max + 1
+    membrane, adaptation = OVERFLOW_CODES[prof.membrane_overflow], OVERFLOW_CODES[prof.adaptation_overflow]
+    m_max = (1 << (prof.bias_mantissa_bits - 1)) - 1
+    bias_limit = m_max << prof.bias_exponent_max
+
+    def refuse(layer: str, field: str, value: object, legal: str) -> None:
+        raise SilifDeployError(f"'{source}': {layer} {field} = {value} is outside the legal range {legal} of hardware "
+                               f"profile '{prof.name}'; the file was edited or damaged: export the model again")
+
+    def within(layer: str, field: str, value, low: int, high: int) -> None:
+        arr = np.asarray(value)
+        bad = (arr < low) | (arr > high)
+        if bad.any():
+            shown = arr[bad].flat[0]
+            refuse(layer, field, int(shown) if arr.ndim == 0 else f"{int(shown)} ({int(bad.sum())} of {arr.size} values)",
+                   f"{low}…{high}")
+
+    def equal(layer: str, field: str, value: int, want: int, why: str) -> None:
+        if value != want:
+            refuse(layer, field, value, f"{want} ({why})")
+
+    if network.n_inputs < 1:
+        raise SilifDeployError(f"'{source}': n_inputs = {network.n_inputs}; a network needs at least one input")
+    within("network", "input_frac_bits", network.input_frac_bits, -INPUT_FRAC_LIMIT, INPUT_FRAC_LIMIT)
+    for i, layer in enumerate(network.layers):
+        readout = i == len(network.hidden)
+        name = f"layer {i} ({'readout' if readout else layer.kind})"
+        if readout != (layer.kind == "cuba"):
+            raise SilifDeployError(f"'{source}': {name} has neuron kind '{layer.kind}'; hidden layers are one of "
+                                   f"{', '.join(k for k in KINDS if k != 'cuba')} and the last layer is 'cuba'")
+        if layer.size < 1:
+            raise SilifDeployError(f"'{source}': {name} has 0 neurons; every layer needs at least one")
+        syn, par = layer.synapse, layer.params
+        within(name, "num_weight_bits", syn.num_weight_bits, 2, prof.weight_bits)
+        step, w_min, w_max = weight_grid(syn.num_weight_bits)
+        within(name, "weights", syn.weights, w_min, w_max)
+        if step > 1 and (syn.weights % step).any():
+            odd = syn.weights[syn.weights % step != 0].flat[0]
+            refuse(name, "weights", f"{int(odd)} (not a multiple of {step})",
+                   f"multiples of {step} in {w_min}…{w_max} ({syn.num_weight_bits}-bit Lava Dense weights)")
+        within(name, "weight_exp", syn.weight_exp, prof.weight_exp_min, prof.weight_exp_max)
+        within(name, "scale", layer.scale, 1, THRESHOLD_LIMIT)
+        equal(name, "input_shift", par.input_shift, prof.input_shift, "the profile's state.input_shift")
+        equal(name, "half", par.half, half, f"2^(state.bits − 1) for {prof.state_bits}-bit states")
+        if readout:
+            within(name, "du", par.du, 0, (1 << DECAY_BITS) - 1)
+            within(name, "dv", par.dv, 0, (1 << DECAY_BITS) - 1)
+            within(name, "bias_mant", par.bias_mant, -m_max, m_max)
+            within(name, "bias_exp", par.bias_exp, 0, prof.bias_exponent_max)
+            within(name, "vth", par.vth, 0, (1 << prof.threshold_mantissa_bits) - 1)
+            equal(name, "threshold_exponent", par.threshold_exponent, prof.threshold_exponent,
+                  "the profile's threshold.exponent")
+            continue
+        equal(name, "frac_bits", par.frac_bits, prof.coefficient_bits, "the profile's coefficients.bits")
+        within(name, "threshold", par.threshold, 1, THRESHOLD_LIMIT)
+        within(name, "bias", par.bias, -bias_limit, bias_limit)
+        coefficients = ("lam_re", "lam_im", "gain") if layer.kind in ("csilif", "rf") else ("alpha", "gain", "beta", "a")
+        for field in coefficients:
+            within(name, field, getattr(par, field), -one, one)
+        if layer.kind in ("csilif", "rf"):
+            equal(name, "mode", par.mode, membrane, "the profile's membrane_overflow")
+            equal(name, "reset_first", par.reset_first, int(layer.kind == "csilif"), f"{layer.kind}'s reset order")
+        else:
+            within(name, "b_spike", par.b_spike, -prof.state_max, prof.state_max)
+            equal(name, "u_mode", par.u_mode, membrane, "the profile's membrane_overflow")
+            equal(name, "w_mode", par.w_mode, adaptation, "the profile's adaptation_overflow")
+
+
+IDENTITY_SCHEME = b"silif-deploy-artifact-identity/1"
+
+
+def recorded_identity(path: str | os.PathLike) -> str | None:
+    """The identity an artifact recorded when it was written (None for files older than that)."""
+    with h5py.File(require_file(path, "artifact"), "r") as f:
+        value = f.attrs.get("identity")
+    return None if value is None else str(value)
+
+
+def artifact_identity(network: FixedPointNetwork) -> str:
+    """The SHA-256 of what the hardware runs: model type, input format, the profile's fields and
+    every layer's kind, scale, synapse and integer parameters, in a fixed order.
+
+    Not the file's bytes: provenance (times, paths), quantization diagnostics and the float model
+    the artifact carries do not enter, so exporting the same checkpoint twice with the same
+    version and profile gives the same identity, and any change of a weight, parameter or profile
+    field gives another.
+    """
+    digest = hashlib.sha256(IDENTITY_SCHEME)
+
+    def put(label: str, value: object) -> None:
+        arr = np.asarray(value)
+        data = arr.astype("<i8").tobytes() if arr.dtype.kind in "biu" else str(value).encode()
+        digest.update(f"{label}:{arr.shape}:{len(data)}:".encode() + data)
+
+    put("model_type", network.model_type)
+    put("n_inputs", network.n_inputs)
+    put("input_frac_bits", network.input_frac_bits)
+    put("profile", json.dumps(network.profile.to_dict(), sort_keys=True))
+    for i, layer in enumerate(network.layers):
+        syn = layer.synapse
+        put(f"{i}.kind", layer.kind)
+        for label, value in (("scale", layer.scale), ("weight_exp", syn.weight_exp),
+                             ("num_weight_bits", syn.num_weight_bits), ("graded", int(syn.graded)),
+                             ("weights", syn.weights), *layer.params._asdict().items()):
+            put(f"{i}.{label}", value)
+    return digest.hexdigest()
 
 
 def float_model_from_artifact(path: str | os.PathLike):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,7 +42,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     torch = import_torch()
     p = require_file(path, "checkpoint")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the refusal below says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # "Unsupported global" (torch >= 2.4) / "Unsupported class" (older): a pickled object that
         # needs its class's code. Other weights-only failures ("Unsupported operand") are garbage.
@@ -142,12 +145,12 @@ def build_model(state: Mapping[str, Any], config: Mapping[str, Any], source: str
     torch = import_torch()
     from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork
 
+    torch.manual_seed(0)  # initial values are overwritten; the seed only keeps construction reproducible
     try:
         cfg = NetworkConfig(**{k: v for k, v in config.items() if k in NetworkConfig.__dataclass_fields__})
-    except (TypeError, ValueError) as err:
+        model = SpikingNetwork(cfg)
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise SilifDeployError(f"{source}: invalid network configuration ({_first_line(err)})") from None
-    torch.manual_seed(0)  # initial values are overwritten; the seed only keeps construction reproducible
-    model = SpikingNetwork(cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))

@@ -20,7 +20,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from silif_deploy.converters.files import sha256_file
+from silif_deploy.converters.files import refuse_damaged, require_file, sha256_file
+from silif_deploy.converters.input_checks import check_input_chunk, check_input_size, check_labels, check_spike_times
 from silif_deploy.errors import SilifDeployError
 
 N_UNITS = 700
@@ -82,6 +83,7 @@ def infer_binning(path: str | os.PathLike) -> tuple[int, float]:
     return BINNING["ssc" if Path(path).name.lower().startswith("ssc") else "shd"]
 
 
+@refuse_damaged("SHD/SSC file")
 def read_spike_h5(
     path: str | os.PathLike, nb_steps: int, max_time: float, spatial_bin: int = 5
 ) -> SpikeDataset:
@@ -102,7 +104,7 @@ def read_spike_h5(
                 "spikes/units, labels, extra/keys)"
             )
         times, units = f["spikes/times"], f["spikes/units"]
-        labels = np.asarray(f["labels"][()], dtype=np.int64)
+        labels = check_labels(f["labels"][()], str(path))
         if not len(times) == len(units) == len(labels):
             raise SilifDeployError(
                 f"'{path}' is inconsistent: {len(times)} spikes/times rows, {len(units)} spikes/units rows, "
@@ -146,8 +148,10 @@ def load_input(
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix not in (".h5", ".hdf5") and not p.exists():  # read_spike_h5 says where SHD/SSC come from
-        raise SilifDeployError(f"input '{p}' does not exist; give a .npy, .npz or SHD/SSC .h5 file")
+    if suffix not in (".h5", ".hdf5"):  # read_spike_h5 says where SHD/SSC come from
+        if not p.exists():
+            raise SilifDeployError(f"input '{p}' does not exist; give a .npy, .npz or SHD/SSC .h5 file")
+        require_file(p, "input")
     if suffix in (".h5", ".hdf5"):
         nb_steps, max_time = (infer_binning(p) if binning is None
                               else binning_preset(binning) if isinstance(binning, str) else binning)
@@ -159,7 +163,8 @@ def load_input(
         x, labels, class_names = _read_npz(p)
     else:
         raise SilifDeployError(f"input '{p}' has an unknown type; give a .npy, .npz or SHD/SSC .h5 file")
-    _check_input_array(x, p, n_channels)
+    x = check_input_chunk(x, str(p), n_channels)
+    check_input_size(x.shape, str(p))
     if labels is not None and len(labels) != len(x):
         raise SilifDeployError(f"'{p}' has {len(labels)} labels for {len(x)} samples; fix the file")
     return InputData(x=x, labels=labels, class_names=class_names, is_counts=_is_counts(x),
@@ -172,6 +177,7 @@ def _require_spike_file(path: str | os.PathLike) -> Path:
         raise SilifDeployError(f"'{p}' does not exist. {DATA_SOURCE_HINT}")
     if p.is_dir():
         raise SilifDeployError(f"'{p}' is a directory; give the .h5 file itself (e.g. {p / 'shd_test.h5'})")
+    require_file(p, "input")
     if not h5py.is_hdf5(p):
         raise SilifDeployError(f"'{p}' is not an HDF5 file. {DATA_SOURCE_HINT}")
     return p
@@ -189,6 +195,7 @@ def _bin_chunk(times: np.ndarray, units: np.ndarray, grid: np.ndarray, spatial_b
     # float64 before digitize: the reference compares the stored values (float16/32, exact in
     # float64) with a float64 grid, and rounding the grid instead would move boundary events.
     t = np.concatenate(list(times)).astype(np.float64)
+    check_spike_times(t, str(path))
     u = np.concatenate(list(units)).astype(np.int64)
     if u.min() < 0 or u.max() >= N_UNITS:
         raise SilifDeployError(f"'{path}' has spike unit {u.max() if u.max() >= N_UNITS else u.min()} "
@@ -217,6 +224,7 @@ def _load_array(loader, p: Path) -> np.ndarray:
         raise SilifDeployError(f"cannot read '{p}' as a numpy array ({err}); save a plain numeric array") from None
 
 
+@refuse_damaged(".npz input")
 def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     try:
         archive = np.load(p, allow_pickle=False)
@@ -227,22 +235,9 @@ def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]
         if key is None:
             raise SilifDeployError(f"'{p}' has no array 'input' or 'x' (it has: {', '.join(archive.files)})")
         x = _load_array(lambda: archive[key], p)
-        labels = np.asarray(archive["labels"], dtype=np.int64) if "labels" in archive.files else None
+        labels = check_labels(_load_array(lambda: archive["labels"], p), str(p)) if "labels" in archive.files else None
         names = _decode_strings(archive["class_names"]) if "class_names" in archive.files else None
     return x, labels, names
-
-
-def _check_input_array(x: np.ndarray, p: Path, n_channels: int | None) -> None:
-    if x.ndim != 3:
-        raise SilifDeployError(f"input '{p}' has shape {x.shape}; expected 3 dimensions (batch, time, channels)")
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == bool):
-        raise SilifDeployError(f"input '{p}' has dtype {x.dtype}; expected integer or float values")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        raise SilifDeployError(f"input '{p}' contains NaN or infinite values; clean the data first")
-    if n_channels is not None and x.shape[2] != n_channels:
-        raise SilifDeployError(
-            f"input '{p}' has {x.shape[2]} channels but the model expects {n_channels}; check the input file or binning"
-        )
 
 
 def _is_counts(x: np.ndarray) -> bool:

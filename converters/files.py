@@ -1,42 +1,230 @@
-"""File helpers every writer uses: atomic output, content hashes, provenance records."""
+"""File helpers every reader and writer uses: input checks, atomic outputs, content hashes, provenance.
+
+Outputs appear whole or not at all: :func:`atomic_output` writes one file beside its target and
+renames it at the end; :func:`staged_outputs` does the same for a set of files (an export's NIR
+file, artifact and reports), renaming them together once all are written. Signals: the CLI turns
+SIGTERM into an exception (:func:`interrupts_raise`), so the cleanup of both runs on every exit
+path, and an interrupt some library swallowed (h5py closing a file) is raised again before any
+rename. Inside :func:`guard_inputs` (every CLI command) an output that is one of the command's
+inputs is refused before it could replace it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
+import shutil
+import signal
+import stat
 import tempfile
+import threading
+import zipfile
+import zlib
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
+
+import numpy as np
 
 from silif_deploy import PRODUCER, __version__
 from silif_deploy.errors import SilifDeployError
+
+F = TypeVar("F", bound=Callable)
+
+_TMP_NAME_KEEP = 40
+"""Characters of the target's name kept in its temporary name: with mkstemp's 8 random characters
+and the affixes, a temporary name stays within NAME_MAX (255) whatever the target's length."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (temporary files) runs."""
+
+
+_pending: list[int] = []  # signals received; a writer re-raises one that a library swallowed
+_inputs: set[tuple[int, int]] | None = None  # (device, inode) of the running command's inputs
+
+
+def _raise_for(signum: int) -> None:
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+_deferring = False  # inside a critical section: record the signal, raise when it ends
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _pending.append(signum)
+    if not _deferring:
+        _raise_for(signum)
+
+
+@contextlib.contextmanager
+def _critical() -> Iterator[None]:
+    """Steps that must not be cut in two (create a temporary file and note it for cleanup; move a
+    staged set into place): a signal waits for the end of the block, then raises."""
+    global _deferring
+    outer, _deferring = _deferring, True
+    try:
+        yield
+    finally:
+        _deferring = outer
+    if not outer:
+        raise_pending_interrupt()
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise (KeyboardInterrupt / :class:`Terminated`) inside the block; the
+    previous handlers come back after it. Outside the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    _pending.clear()
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _pending.clear()
+
+
+def received_signal() -> int | None:
+    """The first SIGINT/SIGTERM received inside :func:`interrupts_raise`, if any."""
+    return _pending[0] if _pending else None
+
+
+def raise_pending_interrupt() -> None:
+    """Raise an interrupt that arrived but was swallowed (h5py ignores exceptions raised while it
+    closes a file): a writer calls this before it renames a finished output into place."""
+    if _pending:
+        _raise_for(_pending[0])
+
+
+@contextlib.contextmanager
+def guard_inputs() -> Iterator[None]:
+    """Record the inputs :func:`require_file` accepts inside the block; writers refuse to replace them."""
+    global _inputs
+    _inputs = set()
+    try:
+        yield
+    finally:
+        _inputs = None
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_overwriting_inputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLike]) -> None:
+    """Fail when an output path is (resolves to, or is a link to) one of the inputs."""
+    ids = {i: _file_id(Path(i)) for i in inputs}
+    for out in outputs:
+        o = Path(out)
+        for inp, iid in ids.items():
+            if o.resolve() == Path(inp).resolve() or (iid is not None and _file_id(o) == iid):
+                raise SilifDeployError(f"output '{o}' is the input '{inp}'; writing it would destroy the input: "
+                                       "choose another output path")
+
+
+def _check_target(target: Path) -> None:
+    """One line for a target that is a folder or would replace an input of the running command."""
+    if target.is_dir():
+        raise SilifDeployError(f"output '{target}' is a directory; give a file name")
+    if _inputs and _file_id(target) in _inputs:
+        raise SilifDeployError(f"output '{target}' is an input of this command; writing it would destroy the "
+                               "input: choose another output path")
+
+
+def _make_parent(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SilifDeployError(f"cannot create output folder '{folder}': {err.strerror or err}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SilifDeployError(f"output folder '{folder}' is not writable; choose another output path")
+
+
+def _ordinary_permissions(path: Path) -> None:
+    """mkstemp creates 0600; give the output the permissions an ordinary open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A failed or interrupted writer therefore never leaves a half-written output file.
+    A failed or interrupted writer therefore never leaves a half-written output file (nor its
+    temporary file).
     """
     target = Path(path)
-    if target.parent and not target.parent.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates 0600; give the output the permissions an ordinary open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
+    _check_target(target)
+    _make_parent(target.parent)
+    tmp_path: Path | None = None
     try:
+        with _critical():  # a signal here must not leave a temporary file nobody removes
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:_TMP_NAME_KEEP]}.", suffix=".part", dir=target.parent)
+            except OSError as err:
+                raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
+            os.close(fd)
+            tmp_path = Path(tmp)
+        _ordinary_permissions(tmp_path)
         yield tmp_path
-        os.replace(tmp_path, target)
+        raise_pending_interrupt()
+        _check_target(target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as err:
+            raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def staged_outputs(outdir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder inside ``outdir``; when the block succeeds, move every file written
+    there into ``outdir`` together. On failure (or an interrupt) nothing of the set appears: the
+    staging folder goes, files already moved are removed, and ``outdir`` too when this created it.
+    """
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise SilifDeployError(f"output folder '{out}' is a file; give a folder")
+    created = not out.exists()
+    stage: Path | None = None
+    moved: list[Path] = []
+    try:
+        with _critical():
+            _make_parent(out)
+            stage = Path(tempfile.mkdtemp(prefix=".silif-deploy-", suffix=".part", dir=out))
+        yield stage
+        files = sorted(p for p in stage.iterdir() if p.is_file())
+        for f in files:
+            _check_target(out / f.name)
+        raise_pending_interrupt()
+        with _critical():  # the set is moved whole: a signal waits, then removes it again
+            for f in files:
+                os.replace(f, out / f.name)
+                moved.append(out / f.name)
+    except BaseException:
+        for path in moved:
+            path.unlink(missing_ok=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -48,13 +236,37 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def require_file(path: str | os.PathLike, what: str) -> Path:
-    """Return ``path`` as a Path, or fail with one line when it is missing or a directory."""
+    """Return ``path`` as a Path, or fail with one line when it is missing, a directory, or not a
+    regular file (a named pipe or device would block the reader forever)."""
     p = Path(path)
-    if not p.exists():
-        raise SilifDeployError(f"{what} '{p}' does not exist")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise SilifDeployError(f"{what} '{p}' does not exist") from None
+    except OSError as err:
+        raise SilifDeployError(f"{what} '{p}' cannot be read: {err.strerror or err}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise SilifDeployError(f"{what} '{p}' is a directory; give a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise SilifDeployError(f"{what} '{p}' is not a regular file (a pipe, socket or device); give a file")
+    if not os.access(p, os.R_OK):
+        raise SilifDeployError(f"{what} '{p}' is not readable (permission denied)")
+    if _inputs is not None:
+        _inputs.add((st.st_dev, st.st_ino))
     return p
+
+
+def created_utc() -> str:
+    """Now in UTC, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: the same inputs give the same bytes)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        try:
+            when = datetime.fromtimestamp(int(epoch), timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise SilifDeployError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got '{epoch}'") from None
+    else:
+        when = datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def provenance(**inputs: object) -> dict[str, object]:
@@ -66,8 +278,35 @@ def provenance(**inputs: object) -> dict[str, object]:
     record: dict[str, object] = {
         "producer": PRODUCER,
         "producer_version": __version__,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": created_utc(),
         "python": platform.python_version(),
     }
     record.update({k: v for k, v in inputs.items() if v is not None})
     return record
+
+
+_READ_ERRORS = (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, AttributeError, AssertionError, RuntimeError,
+                zipfile.BadZipFile, zlib.error)
+"""What numpy, zipfile, h5py and nir raise on a truncated, foreign or edited file (nir asserts on
+node types and reads attributes of whatever it finds)."""
+
+
+def refuse_damaged(what: str) -> Callable[[F], F]:
+    """Decorate a reader whose first argument is the path: a library error on a damaged file
+    becomes one line naming the file (a :class:`SilifDeployError` passes through)."""
+
+    def wrap(reader: F) -> F:
+        @functools.wraps(reader)
+        def read(path, *args, **kwargs):
+            try:
+                with np.errstate(all="ignore"):  # hostile values (tau = 0) are refused, not warned about
+                    return reader(path, *args, **kwargs)
+            except SilifDeployError:
+                raise
+            except _READ_ERRORS as err:
+                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                raise SilifDeployError(f"'{path}' is not a readable {what} ({detail}); check the file") from None
+
+        return read  # type: ignore[return-value]
+
+    return wrap

@@ -26,7 +26,7 @@ import h5py
 import nir
 import numpy as np
 
-from silif_deploy.converters.files import require_file, sha256_file
+from silif_deploy.converters.files import refuse_damaged, require_file, sha256_file
 from silif_deploy.converters.nir_export import (
     BODIES,
     NIR_EXT,
@@ -101,6 +101,7 @@ def _first_line(err: BaseException) -> str:
     return lines[0][:300] if lines else ""
 
 
+@refuse_damaged("silif-deploy NIR file")
 def model_from_nir_file(path: str | os.PathLike):
     """The eval-mode float model stored in a NIR file we wrote (exact profile)."""
     graph = read_nir(path)

@@ -8,6 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from silif_deploy.converters.datasets import InputData, load_input
+from silif_deploy.converters.input_checks import check_labels
 from silif_deploy.deploy.engines import load_float_model, source_kind
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
@@ -40,6 +41,7 @@ def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> I
     data = load_input(data_path, n_channels=model.config.n_inputs, binning=binning or model_binning(model))
     if data.labels is None:
         raise SilifDeployError(f"'{data_path}' has no labels; --data needs labelled samples (.h5, or .npz with 'labels')")
+    data.labels = check_labels(data.labels, str(data_path), model.config.n_classes)
     return data
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from silif_deploy import __version__
 from silif_deploy.errors import SilifDeployError
@@ -28,10 +29,24 @@ COMMANDS = (
 )
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+INPUT_ARGS = ("model", "models", "artifact", "input", "data", "golden", "calibrate", "profile", "energy_profile")
+"""Argument names (across commands) that name files a command reads."""
+OUTPUT_FILE_ARGS = ("out", "report")
+"""Argument names that name files a command writes (``make-data --out`` is a folder, never an input)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line (what is wrong, and where help is), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="silif-deploy",
         description="Export, quantize, simulate and cost SiLIF / C-SiLIF spiking networks for Loihi-class hardware.",
     )
@@ -45,16 +60,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    found = []
+    for name in names:
+        value = getattr(args, name, None)
+        found += [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    import signal
+
+    from silif_deploy.converters.files import (
+        Terminated, guard_inputs, interrupts_raise, received_signal, refuse_overwriting_inputs,
+    )
+
     try:
-        return int(args._run(args) or 0)
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a one-line argument error
+        return done.code if isinstance(done.code, int) else EXIT_BAD_INPUT
+    try:
+        with interrupts_raise(), guard_inputs():
+            try:
+                if args.command != "make-data":
+                    inputs = [p for p in _values(args, INPUT_ARGS) if Path(p).exists()]
+                    refuse_overwriting_inputs(_values(args, OUTPUT_FILE_ARGS), inputs)
+                return int(args._run(args) or 0)
+            except Exception:
+                # a library's cleanup can fail while the interrupt unwinds it (zipfile closing a
+                # member that was being written) and replace the interrupt by its own error
+                if received_signal() is None:
+                    raise
+                raise (Terminated() if received_signal() == signal.SIGTERM else KeyboardInterrupt()) from None
     except SilifDeployError as err:
         print(f"silif-deploy {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"silif-deploy {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as err:  # the file system refused (disk full, permissions changed while running)
+        where = f" '{err.filename}'" if err.filename else ""
+        print(f"silif-deploy {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
+        terminated = isinstance(interrupt, Terminated)
+        print(f"silif-deploy {args.command}: {'terminated' if terminated else 'interrupted'} "
+              "(unfinished outputs removed)", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from silif_deploy.converters.datasets import load_input
-    from silif_deploy.converters.files import atomic_output, provenance
+    from silif_deploy.converters.files import atomic_output, provenance, staged_outputs
     from silif_deploy.hw_models.energy_profile import load_energy_profile
     from silif_deploy.hw_models.profile import load_profile
 
@@ -72,10 +72,11 @@ def run(args: argparse.Namespace) -> int:
             "models": rows,
         }
         out = Path(args.outdir)
-        with atomic_output(out / "compare.json") as tmp:
-            tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-        with atomic_output(out / "compare.md") as tmp:
-            tmp.write_text(render_markdown(rows, result) + "\n")
+        with staged_outputs(out) as stage:  # both files appear together, or neither
+            with atomic_output(stage / "compare.json") as tmp:
+                tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+            with atomic_output(stage / "compare.md") as tmp:
+                tmp.write_text(render_markdown(rows, result) + "\n")
         print(f"wrote {out / 'compare.json'}, {out / 'compare.md'}")
     return 0
 

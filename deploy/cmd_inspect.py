@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from silif_deploy.converters.artifact import ARTIFACT_VERSION, read_artifact
+    from silif_deploy.converters.artifact import ARTIFACT_VERSION, artifact_identity, read_artifact, recorded_identity
     from silif_deploy.converters.files import sha256_file
     from silif_deploy.converters.netx_export import NETX_FORMAT, netx_file_version, netx_problems, read_netx
     from silif_deploy.hw_models.metrics import layer_names, quantization_section
@@ -27,6 +27,12 @@ def run(args: argparse.Namespace) -> int:
     sizes = " → ".join(str(n) for n in [network.n_inputs, *(layer.size for layer in network.layers)])
     fmt = f"netx file, format {NETX_FORMAT} v{netx}" if netx else f"format version {ARTIFACT_VERSION}"
     print(f"artifact: {args.artifact} ({fmt}, sha256 {sha256_file(args.artifact)})")
+    if not netx:
+        identity, recorded = artifact_identity(network), recorded_identity(args.artifact)
+        state = ("as recorded at export" if identity == recorded else "no identity recorded at export" if recorded is None
+                 else f"DIFFERS from the {recorded[:16]}… recorded at export: the file was edited since")
+        print(f"identity: {identity} (content hash of network, parameters and profile, what verify --golden "
+              f"compares; {state})")
     print(f"model: {network.model_type}, {sizes}; input payload fraction bits {network.input_frac_bits}"
           f"{' (event counts sent as they are)' if network.input_frac_bits == 0 else ''}; "
           f"{network.delay} steps of Dense delay")

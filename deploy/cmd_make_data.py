@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from silif_deploy.deploy.arg_types import int_at_least, nonnegative_int, positive_int
 from silif_deploy.deploy.synthetic_data import KINDS, make_data
 
 HELP = "synthesize offline stand-in data: SHD-like spoken digits (.h5) or GSC-like words (.npz), needs espeak-ng"
@@ -14,11 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (synth_shd_{train,test}.h5 or synth_gsc.npz)")
     p.add_argument("--kind", choices=KINDS, default="digits",
                    help="digits: 20 English + German digits as SHD-layout spikes; gsc: 35 GSC words as Kaldi fbank features")
-    p.add_argument("--speakers", type=int, default=24, help="number of synthetic speakers; the last 25%% are test")
-    p.add_argument("--repetitions", type=int, default=2, help="utterances of each word per speaker")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speakers", type=int_at_least(2), default=24, help="number of synthetic speakers; the last 25%% are test")
+    p.add_argument("--repetitions", type=positive_int, default=2, help="utterances of each word per speaker")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--no-flite", action="store_true", help="espeak-ng voices only, even when flite is installed")
-    p.add_argument("--processes", type=int, default=2, help="worker processes")
+    p.add_argument("--processes", type=positive_int, default=2, help="worker processes")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.artifact import read_artifact
     from silif_deploy.converters.datasets import load_input
-    from silif_deploy.converters.files import provenance, sha256_file
+    from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
     from silif_deploy.deploy import energy_report, reporting
     from silif_deploy.hw_models import metrics
     from silif_deploy.hw_models.energy_profile import load_energy_profile
@@ -49,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     )
     report = energy_report.add_energy_sections(report, network, args.energy_profile)
     outdir = Path(args.outdir) if args.outdir else Path(f"{Path(args.artifact).name.split('.')[0]}_report")
-    json_path, md_path, png_path, energy_png = (outdir / name for name in OUT_FILES)
-    reporting.write_json(report, json_path)
-    reporting.write_markdown(report, md_path)
-    reporting.write_plot(report, evaluation.trace, png_path)
-    energy_report.write_energy_plot(report, energy_png)
+    with staged_outputs(outdir) as stage:  # the four files appear together, or none of them
+        json_path, md_path, png_path, energy_png = (stage / name for name in OUT_FILES)
+        reporting.write_json(report, json_path)
+        reporting.write_markdown(report, md_path)
+        reporting.write_plot(report, evaluation.trace, png_path)
+        energy_report.write_energy_plot(report, energy_png)
     reporting.print_summary(report)
     for line in energy_report.summary_lines(report):
         print(line)

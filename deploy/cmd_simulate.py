@@ -8,6 +8,7 @@ import numpy as np
 
 from silif_deploy.converters.datasets import load_input
 from silif_deploy.converters.files import atomic_output
+from silif_deploy.deploy.arg_types import positive_int
 from silif_deploy.deploy.engines import ENGINES, run_engine
 
 HELP = "run a checkpoint, NIR file or fixed-point artifact on an input and write OUT.npz"
@@ -21,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-type", default=None, help="needed for adLIF / cAdLIF checkpoints (identical keys)")
     p.add_argument("--record-states", action="store_true", help="also save the state trajectories")
     p.add_argument("--report", default=None, help="write the per-layer report (JSON) for this input")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="samples per batch (>= 1)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from silif_deploy.deploy.arg_types import finite_float
 from silif_deploy.errors import SilifDeployError
 
 HELP = "check an artifact against a golden file (bit-exact) or fixed-vs-float accuracy on labelled data"
@@ -18,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--golden", help="golden .npz written by `silif-deploy golden`")
     p.add_argument("--data", help="labelled test data: SHD/SSC-layout .h5 or .npz with labels")
     p.add_argument("--binning", default=None, help="for .h5 data: shd, ssc, ssc10 (default: the model's, else from the file name)")
-    p.add_argument("--max-accuracy-drop", type=float, default=0.5, help="percentage points fixed point may lose (default 0.5)")
+    p.add_argument("--max-accuracy-drop", type=finite_float, default=0.5, help="percentage points fixed point may lose, a finite number (default 0.5; a negative budget demands a gain)")
     p.add_argument("--profile", default=None, help="hardware profile when MODEL is a checkpoint (default loihi2)")
     p.add_argument("--model-type", default=None, help="for adLIF / cAdLIF checkpoints")
 
@@ -29,13 +30,16 @@ def run(args: argparse.Namespace) -> int:
     if args.golden:
         from silif_deploy.deploy.verification import verify_golden
 
-        first, counts = verify_golden(args.model, args.golden)
+        notes: list[str] = []
+        first, counts = verify_golden(args.model, args.golden, notes)
         if first is None:
             print(f"OK: bit-exact ({', '.join(f'{k}: 0 mismatches' for k in counts)})")
-            return 0
-        print(f"FAILED: {first}")
-        print("mismatches: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
-        return EXIT_FAILED
+        else:
+            print(f"FAILED: {first}")
+            print("mismatches: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        for note in notes:
+            print(f"note: {note}")
+        return 0 if first is None else EXIT_FAILED
     from silif_deploy.deploy.accuracy_check import fixed_and_float_predictions
     from silif_deploy.deploy.verification import accuracy_drop
 

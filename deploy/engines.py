@@ -86,7 +86,7 @@ def run_engine(
     network = read_artifact(path)
     _check_channels(x, network.n_inputs)
     if network.input_frac_bits == 0:
-        _check_counts(x)
+        _check_counts(x, (1 << network.profile.input_message_bits) - 1)
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 
@@ -119,11 +119,16 @@ def _check_channels(x: np.ndarray, n_inputs: int) -> None:
         raise SilifDeployError(f"input has {x.shape[-1]} channels, the model expects {n_inputs}")
 
 
-def _check_counts(x: np.ndarray) -> None:
+def _check_counts(x: np.ndarray, limit: int) -> None:
     """An artifact quantized for event counts (input_frac_bits 0) sends its input as it is: refuse
-    values that are not counts rather than round them silently."""
+    values that are not counts, or counts its payload cannot carry, rather than round or clip them silently."""
     if x.size and (np.min(x) < 0 or not np.array_equal(x, np.floor(x))):
         raise SilifDeployError(
             "input holds negative or fractional values, but this artifact takes event counts (non-negative "
             "integers); fix the input, or re-export with --calibrate on real-valued data"
+        )
+    if x.size and np.max(x) > limit:
+        raise SilifDeployError(
+            f"input holds counts up to {np.max(x):.6g}, but this artifact's input payload carries at most {limit} "
+            "per step and channel; bin the events more finely or re-export with a wider input_message_bits"
         )

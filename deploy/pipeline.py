@@ -1,6 +1,7 @@
 """``export --target loihi2``: checkpoint → NIR → fixed point → artifact → per-layer report.
 
-Steps (every file is written atomically; inputs are all checked before the first write):
+Steps (inputs are all checked before the first write; the five files are written into a staging
+folder and appear together at the end, or none of them, also under SIGTERM and Ctrl-C):
 
 1. load the checkpoint, the hardware profile and the calibration input;
 2. write ``<name>.nir`` and read it back: the fixed-point network is quantized from the NIR
@@ -16,18 +17,17 @@ Steps (every file is written atomically; inputs are all checked before the first
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from silif_deploy.converters.artifact import read_artifact, write_artifact
-from silif_deploy.converters.files import provenance, sha256_file
+from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
 from silif_deploy.deploy import energy_report, reporting
 from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
 from silif_deploy.hw_models import metrics
@@ -101,32 +101,6 @@ def quantize_model(model, hw: HardwareProfile, x: np.ndarray | None = None, netx
                     netx=netx)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of a file, None when absent: atomic writes replace the inode."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-@contextlib.contextmanager
-def _all_or_nothing(outdir: Path, paths: list[Path]) -> Iterator[None]:
-    """Remove the files an export wrote before failing part-way (and ``outdir`` when it created it);
-    files of an earlier export that this one did not replace stay."""
-    created = not outdir.exists()
-    before = {path: _identity(path) for path in paths}
-    try:
-        yield
-    except BaseException:
-        for path in paths:
-            if _identity(path) not in (None, before[path]):
-                path.unlink()
-        if created and outdir.is_dir() and not any(outdir.iterdir()):
-            outdir.rmdir()
-        raise
-
-
 def export_loihi2(
     model_path: str | os.PathLike,
     outdir: str | os.PathLike,
@@ -152,10 +126,10 @@ def export_loihi2(
     out = Path(outdir)
     name = model_name(Path(model_path))
     source_sha256 = sha256_file(model_path)
-    nir_path, artifact_path = out / f"{name}.nir", out / f"{name}{ARTIFACT_SUFFIX}"
-
-    json_path, md_path, png_path = (out / f for f in REPORT_FILES)
-    with _all_or_nothing(out, [nir_path, artifact_path, json_path, md_path, png_path]):
+    files = [f"{name}.nir", f"{name}{ARTIFACT_SUFFIX}", *REPORT_FILES]
+    # all five files are written into a staging folder and appear together (or none of them)
+    with staged_outputs(out) as stage:
+        nir_path, artifact_path, json_path, md_path, png_path = (stage / f for f in files)
         write_nir(model, nir_path, source_sha256=source_sha256)
         nir_model = model_from_nir_file(nir_path)
         network = quantize_model(nir_model, hw, None if data is None else data.x)
@@ -191,4 +165,4 @@ def export_loihi2(
         reporting.write_json(report, json_path)
         reporting.write_markdown(report, md_path)
         reporting.write_plot(report, evaluation.trace, png_path)
-    return ExportResult(nir_path, artifact_path, json_path, md_path, png_path, report, time.perf_counter() - started)
+    return ExportResult(*(out / f for f in files), report, time.perf_counter() - started)

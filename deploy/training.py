@@ -17,6 +17,8 @@ from tqdm import tqdm
 from silif_deploy.converters.checkpoint import import_torch, save_checkpoint
 from silif_deploy.converters.datasets import BINNING, read_spike_h5
 from silif_deploy.converters.files import sha256_file
+from silif_deploy.converters.input_checks import check_labels
+from silif_deploy.errors import SilifDeployError
 
 
 @dataclass
@@ -72,12 +74,15 @@ def train(data_path: str | os.PathLike, out_path: str | os.PathLike, cfg: TrainC
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     data = read_spike_h5(data_path, cfg.nb_steps, cfg.max_time)
+    if len(data.labels) < 2:
+        raise SilifDeployError(f"'{data_path}' has {len(data.labels)} samples; training needs at least 2 (train and validation)")
     n_valid = max(1, int(round(cfg.valid_fraction * len(data.labels))))
     perm = rng.permutation(len(data.labels))
     valid_idx, train_idx = perm[:n_valid], perm[n_valid:]
     x_train, y_train = data.x[train_idx], data.labels[train_idx]
     x_valid, y_valid = data.x[valid_idx], data.labels[valid_idx]
     n_classes = len(data.class_names) if data.class_names else int(data.labels.max()) + 1
+    check_labels(data.labels, str(data_path), n_classes)
 
     model = SpikingNetwork(NetworkConfig(
         model_type=cfg.model_type, n_inputs=data.x.shape[2], hidden_sizes=[cfg.hidden] * cfg.layers,

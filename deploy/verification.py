@@ -1,43 +1,85 @@
 """Regression checks for users' CI: bit-exact goldens, and the fixed-vs-float accuracy budget.
 
-A golden file (``.npz``) holds an input, the artifact's SHA-256, and the fixed-point outputs it
-must reproduce bit for bit: every hidden layer's spikes (bit-packed along neurons) and the
-readout's integer membrane v. ``verify`` re-simulates the input and reports the first difference.
+A golden file (``.npz``, format 2) holds an input, the artifact's identity (its content hash,
+:func:`~silif_deploy.converters.artifact.artifact_identity`), the fixed-point outputs it must
+reproduce bit for bit (every hidden layer's spikes, bit-packed along neurons, and the readout's
+integer membrane v) and digests of every hidden state: per layer, one 64-bit BLAKE2b digest per
+(sample, step) of the layer's two state vectors, and one per (sample, neuron) of the neuron's
+state trajectory. ``verify`` re-simulates the input and fails on any difference: a changed
+output (reported with its first (layer, sample, step, neuron) and the two values), a changed
+state (the first (layer, sample) and step whose digest differs, and the lowest neuron whose
+trajectory differs), or a changed artifact (identity) even where no state on this input moved.
+
+Format 1 goldens (silif-deploy 0.1.0) hold only spikes and the readout: they are still checked on
+what they hold, and ``verify`` says that they carry no state or identity check.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from silif_deploy import __version__
-from silif_deploy.converters.artifact import read_artifact
-from silif_deploy.converters.files import atomic_output, require_file, sha256_file
+from silif_deploy.converters.artifact import artifact_identity, read_artifact
+from silif_deploy.converters.files import atomic_output, provenance, refuse_damaged, require_file, sha256_file
+from silif_deploy.converters.input_checks import check_input_chunk, check_input_size
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.simulator import simulate
 
 GOLDEN_FORMAT = "silif-deploy-golden"
-GOLDEN_VERSION = 1
+GOLDEN_VERSION = 2
+"""1: spikes and readout (0.1.0); 2: also the artifact identity and per-layer state digests."""
+_DIGEST_BYTES = 8
+
+
+def _digests(rows: np.ndarray) -> np.ndarray:
+    """One 64-bit BLAKE2b digest (as uint64) of each row of a C-contiguous (..., k) int64 array."""
+    flat = np.ascontiguousarray(rows, dtype="<i8").reshape(-1, rows.shape[-1])
+    out = np.empty(len(flat), "<u8")
+    for i, row in enumerate(flat):
+        out[i] = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=_DIGEST_BYTES).digest(), "little")
+    return out.reshape(rows.shape[:-1])
+
+
+def state_digests(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Digests of a layer's (batch, time, neurons) states: per (sample, step) over [x1, x2] of all
+    neurons, and per (sample, neuron) over the neuron's (x1, x2) at every step."""
+    per_step = _digests(np.concatenate([x1, x2], axis=2))
+    per_neuron = _digests(np.stack([x1, x2], axis=-1).transpose(0, 2, 1, 3).reshape(x1.shape[0], x1.shape[2], -1))
+    return per_step, per_neuron
 
 
 def _fixed_outputs(network: FixedPointNetwork, x: np.ndarray) -> dict[str, np.ndarray]:
     result = simulate(network, x, record_states=True)
     arrays = {f"spikes_{i}": np.packbits(s, axis=-1) for i, s in enumerate(result.spikes)}
     arrays["readout_v"] = result.states["v_readout"]  # type: ignore[index]
+    for i, layer in enumerate(network.hidden):
+        name1, name2 = KINDS[layer.kind].states
+        arrays[f"state_digests_{i}"], arrays[f"neuron_digests_{i}"] = state_digests(
+            result.states[f"{name1}_{i}"], result.states[f"{name2}_{i}"])  # type: ignore[index]
     return arrays
 
 
 def write_golden(artifact_path: str | os.PathLike, x: np.ndarray, out_path: str | os.PathLike) -> None:
-    """Simulate ``x`` on the artifact and store input + outputs as a golden file (atomically)."""
+    """Simulate ``x`` on the artifact and store input, identity, outputs and state digests (atomically)."""
     network = read_artifact(artifact_path)
+    if x.shape[-1] != network.n_inputs:
+        raise SilifDeployError(f"input has {x.shape[-1]} channels, the artifact expects {network.n_inputs}")
     arrays = _fixed_outputs(network, x)
+    identity = artifact_identity(network)
+    record = provenance(artifact_sha256=sha256_file(artifact_path), artifact_identity=identity,
+                        hardware_profile=network.profile.name)
     with atomic_output(out_path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
             fh, input=x, format=np.array(GOLDEN_FORMAT), format_version=np.array(GOLDEN_VERSION),
-            artifact_sha256=np.array(sha256_file(artifact_path)), producer_version=np.array(__version__),
+            artifact_sha256=np.array(record["artifact_sha256"]), artifact_identity=np.array(identity),
+            producer_version=np.array(__version__), provenance=np.array(json.dumps(record, sort_keys=True)),
             hardware_profile=np.array(network.profile.name), n_neurons=np.array([l.size for l in network.hidden]),
             **arrays,
         )
@@ -45,7 +87,7 @@ def write_golden(artifact_path: str | os.PathLike, x: np.ndarray, out_path: str 
 
 @dataclass
 class GoldenDiff:
-    """The first place where a re-simulation departs from the golden (None when all match)."""
+    """The first place where a re-simulated output departs from the golden (None when all match)."""
 
     layer: str
     sample: int
@@ -59,30 +101,85 @@ class GoldenDiff:
                 f"expected {self.expected}, got {self.got}")
 
 
-def verify_golden(artifact_path: str | os.PathLike, golden_path: str | os.PathLike) -> tuple[GoldenDiff | None, dict[str, int]]:
-    """Re-simulate the golden input; return (first difference or None, mismatch counts per output)."""
-    g = _read_golden(golden_path)
+@dataclass
+class StateDiff:
+    """The first (sample, step) where a hidden layer's state digest departs from the golden, and the
+    lowest-numbered neuron of that sample whose state trajectory differs."""
+
+    layer: int
+    states: tuple[str, str]
+    sample: int
+    step: int
+    neuron: int
+
+    def __str__(self) -> str:
+        return (f"first difference in the states ({', '.join(self.states)}) of layer {self.layer}: sample "
+                f"{self.sample}, step {self.step}, neuron {self.neuron} (the lowest neuron whose trajectory "
+                "differs); spikes and readout are unchanged")
+
+
+@dataclass
+class IdentityDiff:
+    """The artifact's content differs from the golden's although every output and state matched."""
+
+    expected: str
+    got: str
+
+    def __str__(self) -> str:
+        return (f"the artifact differs from the one the golden was made from (identity {self.got[:16]}…, golden "
+                f"{self.expected[:16]}…), though every output and state matches on the golden's input")
+
+
+def verify_golden(artifact_path: str | os.PathLike, golden_path: str | os.PathLike,
+                  notes: list[str] | None = None) -> tuple[GoldenDiff | StateDiff | IdentityDiff | None, dict[str, int]]:
+    """Re-simulate the golden input; return (first difference or None, mismatch counts per check).
+
+    ``notes`` (when given) receives what the check could not cover (a format 1 golden).
+    """
+    g = read_golden(golden_path)
     network = read_artifact(artifact_path)
     _check_same_network(g, network, golden_path)
     got = _fixed_outputs(network, g["input"])
-    counts, first = {}, None
-    names = [f"spikes_{i}" for i in range(len(network.hidden))] + ["readout_v"]
-    for name in names:
-        if name not in g:
-            raise SilifDeployError(f"golden '{golden_path}' lacks '{name}': the file is damaged; make it again")
-        if name.startswith("spikes_"):
-            n = int(g["n_neurons"][int(name.split("_")[1])])
-            exp, new = np.unpackbits(g[name], axis=-1)[..., :n], np.unpackbits(got[name], axis=-1)[..., :n]
-        else:
-            exp, new = g[name], got[name]
-        if exp.shape != new.shape:
-            raise SilifDeployError(f"golden '{golden_path}': '{name}' has shape {exp.shape}, the artifact gives {new.shape}")
-        diff = np.argwhere(exp != new)
-        counts[name] = len(diff)
-        if len(diff) and first is None:
-            b, t, n = (int(v) for v in diff[np.lexsort((diff[:, 2], diff[:, 0], diff[:, 1]))][0])
-            first = GoldenDiff(name, b, t, n, int(exp[b, t, n]), int(new[b, t, n]))
+    counts: dict[str, int] = {}
+    first: GoldenDiff | StateDiff | IdentityDiff | None = None
+    for i in range(len(network.hidden)):
+        n = int(g["n_neurons"][i])
+        exp, new = np.unpackbits(g[f"spikes_{i}"], axis=-1)[..., :n], np.unpackbits(got[f"spikes_{i}"], axis=-1)[..., :n]
+        first = _compare(f"spikes_{i}", exp, new, counts, first)
+    first = _compare("readout_v", g["readout_v"], got["readout_v"], counts, first)
+    if int(g["format_version"]) < 2:
+        if notes is not None:
+            notes.append(f"this golden (format {int(g['format_version'])}, silif-deploy {g.get('producer_version', '0.1.0')}) "
+                         "carries no state check and no artifact identity: only spikes and the readout were compared; "
+                         "make a new one with `silif-deploy golden` for the full check")
+        return first, counts
+    for i in range(len(network.hidden)):
+        per_step = np.argwhere(g[f"state_digests_{i}"] != got[f"state_digests_{i}"])  # (sample, step) pairs
+        counts[f"states_{i}"] = len(per_step)
+        per_neuron = g[f"neuron_digests_{i}"] != got[f"neuron_digests_{i}"]
+        if per_neuron.any() != bool(len(per_step)):  # equal states give equal digests both ways
+            raise SilifDeployError(f"golden '{golden_path}': the state digests of layer {i} contradict each other; "
+                                   "the file is damaged, make it again with: silif-deploy golden ARTIFACT --input X -o GOLDEN.npz")
+        if len(per_step) and first is None:
+            sample, step = (int(v) for v in per_step[np.lexsort((per_step[:, 0], per_step[:, 1]))][0])
+            neurons = np.flatnonzero(per_neuron[sample])
+            first = StateDiff(i, KINDS[network.hidden[i].kind].states, sample, step, int(neurons[0]) if len(neurons) else -1)
+    identity = artifact_identity(network)
+    counts["artifact_identity"] = int(identity != str(g["artifact_identity"]))
+    if counts["artifact_identity"] and first is None:
+        first = IdentityDiff(str(g["artifact_identity"]), identity)
     return first, counts
+
+
+def _compare(name: str, exp: np.ndarray, new: np.ndarray, counts: dict[str, int], first):
+    """Count the differences of one exact output; return the earliest (step, then sample, then neuron)
+    as the first difference when there is none yet."""
+    diff = np.argwhere(exp != new)
+    counts[name] = len(diff)
+    if len(diff) and first is None:
+        b, t, n = (int(v) for v in diff[np.lexsort((diff[:, 2], diff[:, 0], diff[:, 1]))][0])
+        return GoldenDiff(name, b, t, n, int(exp[b, t, n]), int(new[b, t, n]))
+    return first
 
 
 def _check_same_network(g: dict[str, np.ndarray], network: FixedPointNetwork, golden_path) -> None:
@@ -96,18 +193,54 @@ def _check_same_network(g: dict[str, np.ndarray], network: FixedPointNetwork, go
         )
 
 
-def _read_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read and check a golden file: its marker and version, and the shape and type of every array."""
     p = require_file(path, "golden file")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as err:
-        raise SilifDeployError(f"'{p}' is not a golden .npz file ({err})") from None
+    data = _load_npz(p)
+    remake = "make it again with: silif-deploy golden ARTIFACT --input X -o GOLDEN.npz"
     if str(data.get("format", "")) != GOLDEN_FORMAT:
         raise SilifDeployError(f"'{p}' is not a silif-deploy golden file; make one with: silif-deploy golden ARTIFACT --input X -o GOLDEN.npz")
-    if int(data["format_version"]) > GOLDEN_VERSION:
-        raise SilifDeployError(f"'{p}' has golden format version {int(data['format_version'])}; upgrade silif-deploy")
+    version = data.get("format_version")
+    if version is None or version.shape != () or not np.issubdtype(version.dtype, np.integer) or int(version) < 1:
+        raise SilifDeployError(f"golden '{p}' has no valid format_version; {remake}")
+    if int(version) > GOLDEN_VERSION:
+        raise SilifDeployError(f"'{p}' has golden format version {int(version)}; upgrade silif-deploy")
+
+    def need(name: str, ndim: int, kind: str) -> np.ndarray:
+        a = data.get(name)
+        if a is None or a.ndim != ndim or a.dtype.kind not in kind:
+            raise SilifDeployError(f"golden '{p}': '{name}' is missing or malformed; the file is damaged, {remake}")
+        return a
+
+    x = need("input", 3, "biuf")
+    check_input_chunk(x, f"{p}: input")
+    check_input_size(x.shape, f"{p}: input")
+    n_neurons = need("n_neurons", 1, "iu")
+    batch, steps = x.shape[:2]
+    shapes = {f"spikes_{i}": (batch, steps, -(-int(n) // 8)) for i, n in enumerate(n_neurons)}
+    readout = need("readout_v", 3, "i")
+    shapes["readout_v"] = (batch, steps, readout.shape[2])
+    if int(version) >= 2:
+        if need("artifact_identity", 0, "U").size != 1:
+            raise SilifDeployError(f"golden '{p}': malformed artifact_identity; {remake}")
+        for i, n in enumerate(n_neurons):
+            shapes[f"state_digests_{i}"] = (batch, steps)
+            shapes[f"neuron_digests_{i}"] = (batch, int(n))
+    for name, shape in shapes.items():
+        a = need(name, len(shape), "u" if name.startswith(("spikes", "state_", "neuron_")) else "i")
+        if a.shape != shape or (name.startswith("spikes") and a.dtype != np.uint8):
+            raise SilifDeployError(f"golden '{p}': '{name}' has shape {a.shape}, expected {shape}; the file is damaged, {remake}")
     return data
+
+
+@refuse_damaged("golden .npz file")
+def _load_npz(p) -> dict[str, np.ndarray]:
+    with open(p, "rb") as fh:  # closed even when numpy fails on a damaged file
+        z = np.load(fh, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise SilifDeployError(f"'{p}' is a single .npy array, not a golden .npz file")
+        with z:
+            return {k: z[k] for k in z.files}
 
 
 def accuracy_drop(float_pred: np.ndarray, fixed_pred: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models.profile import read_profile_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,7 +157,7 @@ def load_energy_profile(name_or_path: str | Path | None = None) -> EnergyProfile
             raise SilifDeployError(
                 f"unknown energy profile '{ref}'; use one of {', '.join(available_energy_profiles())} or a .toml path"
             )
-    return energy_profile_from_text(path.read_text(), origin=str(path))
+    return energy_profile_from_text(read_profile_text(path), origin=str(path))
 
 
 def energy_profile_from_text(text: str, origin: str = "text") -> EnergyProfile:
@@ -190,6 +191,9 @@ def _cost(name: str, entry: dict) -> Cost:
 
 def _problems(p: EnergyProfile) -> list[str]:
     problems = []
+    for name in CHIP_FIGURES:  # core mapping divides by these
+        if name in p.constants and not p.constants[name].value > 0:
+            problems.append(f"constant '{name}' must be > 0 (a chip has at least one of each)")
     for c in p.constants.values():
         if c.unit not in UNITS:
             problems.append(f"constant '{c.name}' has unit '{c.unit}'; use one of {', '.join(UNITS)}")
