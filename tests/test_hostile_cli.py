@@ -517,8 +517,8 @@ CASES: list[Case] = [
                              f.create_dataset("node/nodes/n1_affine0/metadata/bn_eps", data="x")))),
     Case("nir-node-deleted", "simulate {BAD} --input {X} --out {OUT}", nir_edit(lambda f: f.__delitem__("node/nodes/n3_affine1"))),
     Case("nir-unknown-node-type", "simulate {BAD} --input {X} --out {OUT}",
-         nir_edit(lambda f: (f.__delitem__("node/nodes/n0_input/type"),
-                             f.create_dataset("node/nodes/n0_input/type", data="Teleporter")))),
+         nir_edit(lambda f: (f.__delitem__("node/nodes/input/type"),
+                             f.create_dataset("node/nodes/input/type", data="Teleporter")))),
     Case("nir-fifo", "simulate {BAD} --input {X} --out {OUT}", fifo("bad.nir")),
     # command lines
     Case("unknown-command", "deploy {ART}"),
