@@ -8,13 +8,19 @@ a :class:`~silif_deploy.hw_models.run_result.RunResult` with the same keys.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from silif_deploy.converters.files import require_file
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.run_result import RunResult
+
+if TYPE_CHECKING:  # the simulator's modules import numba: only the fixed and Lava engines need it
+    from silif_deploy.hw_models.network import FixedPointNetwork
 
 ENGINES = ("float", "fixed", "lava")
 ARTIFACT_SUFFIX = ".loihi2.h5"
@@ -56,23 +62,40 @@ def load_float_model(path: str | os.PathLike, model_type: str | None = None, ini
     return float_model_from_artifact(path)
 
 
-def run_engine(
+@dataclass
+class Engine:
+    """A model opened on one engine: ``run(x)`` runs one (batch, time, channels) batch.
+
+    ``counts_only``: the model takes event counts only (an artifact quantized for counts sends its
+    input as it is), so the input is opened with :func:`~silif_deploy.converters.datasets.open_input`'s
+    ``counts_only``. Open the input with ``n_channels=n_inputs``.
+    """
+
+    name: str
+    n_inputs: int
+    counts_only: bool
+    run: Callable[[np.ndarray], RunResult]
+    network: FixedPointNetwork | None = None
+    float_model: object | None = None
+
+
+def open_engine(
     path: str | os.PathLike,
-    x: np.ndarray,
     engine: str | None = None,
     model_type: str | None = None,
     record_states: bool = False,
-    batch_size: int = 256,
-) -> RunResult:
-    """Run ``x`` (batch, time, channels) through the model in ``path`` on ``engine``."""
+    keep_spikes: bool = True,
+) -> Engine:
+    """Open the model in ``path`` on ``engine`` (default: fixed for an artifact, float otherwise).
+    ``keep_spikes=False`` lets the fixed engine skip the hidden spike rasters (``spikes`` is empty;
+    ``diagnostics["spike_counts"]`` still counts them)."""
     engine = engine or default_engine(path)
     if engine not in ENGINES:
         raise SilifDeployError(f"unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}")
     if engine == "float":
         model = load_float_model(path, model_type=model_type)
-        _check_channels(x, model.config.n_inputs)
-        parts = [model.run(x[i : i + batch_size], record_states=record_states) for i in range(0, len(x), batch_size)]
-        return RunResult.concatenate(parts)
+        return Engine("float", model.config.n_inputs, False,
+                      lambda x: model.run(x, record_states=record_states), float_model=model)
     if source_kind(path) != "artifact":
         raise SilifDeployError(
             f"engine '{engine}' runs a fixed-point artifact; make one first: silif-deploy export {path} --target loihi2"
@@ -80,31 +103,17 @@ def run_engine(
     from silif_deploy.converters.artifact import read_artifact
 
     network = read_artifact(path)
-    _check_channels(x, network.n_inputs)
-    if network.input_frac_bits == 0:
-        _check_counts(x)
+    counts_only = network.input_frac_bits == 0
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 
-        return simulate(network, x, record_states=record_states, batch_size=batch_size)
+        return Engine("fixed", network.n_inputs, counts_only,
+                      lambda x: simulate(network, x, record_states=record_states, batch_size=len(x),
+                                         keep_spikes=keep_spikes), network=network)
     from silif_deploy.converters.lava_backend import require_lava
 
     require_lava()
     from silif_deploy.converters.lava_backend.runner import run_lava
 
-    return run_lava(network, x, record_states=record_states)
-
-
-def _check_channels(x: np.ndarray, n_inputs: int) -> None:
-    if x.shape[-1] != n_inputs:
-        raise SilifDeployError(f"input has {x.shape[-1]} channels, the model expects {n_inputs}")
-
-
-def _check_counts(x: np.ndarray) -> None:
-    """An artifact quantized for event counts (input_frac_bits 0) sends its input as it is: refuse
-    values that are not counts rather than round them silently."""
-    if x.size and (np.min(x) < 0 or not np.array_equal(x, np.floor(x))):
-        raise SilifDeployError(
-            "input holds negative or fractional values, but this artifact takes event counts (non-negative "
-            "integers); fix the input, or re-export with --calibrate on real-valued data"
-        )
+    return Engine("lava", network.n_inputs, counts_only, lambda x: run_lava(network, x, record_states=record_states),
+                  network=network)
