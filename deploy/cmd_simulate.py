@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = SimulationReport(args.model, engine, model_type=args.model_type)
     with atomic_output(args.out) as tmp:
-        writer = SimulationWriter(tmp, fmt, len(source), record)
+        writer = SimulationWriter(tmp, fmt, len(source), engine.hidden_sizes, record)
         try:
             with progress(len(source), f"simulate ({engine.name})") as bar:
                 for x, labels in source.batches(args.batch_size):

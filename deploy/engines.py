@@ -73,6 +73,7 @@ class Engine:
 
     name: str
     n_inputs: int
+    hidden_sizes: list[int]
     counts_only: bool
     run: Callable[[np.ndarray], RunResult]
     network: FixedPointNetwork | None = None
@@ -94,7 +95,7 @@ def open_engine(
         raise SilifDeployError(f"unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}")
     if engine == "float":
         model = load_float_model(path, model_type=model_type)
-        return Engine("float", model.config.n_inputs, False,
+        return Engine("float", model.config.n_inputs, list(model.config.hidden_sizes), False,
                       lambda x: model.run(x, record_states=record_states), float_model=model)
     if source_kind(path) != "artifact":
         raise SilifDeployError(
@@ -104,10 +105,11 @@ def open_engine(
 
     network = read_artifact(path)
     counts_only = network.input_frac_bits == 0
+    sizes = [layer.size for layer in network.hidden]
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 
-        return Engine("fixed", network.n_inputs, counts_only,
+        return Engine("fixed", network.n_inputs, sizes, counts_only,
                       lambda x: simulate(network, x, record_states=record_states, batch_size=len(x),
                                          keep_spikes=keep_spikes), network=network)
     from silif_deploy.converters.lava_backend import require_lava
@@ -115,5 +117,5 @@ def open_engine(
     require_lava()
     from silif_deploy.converters.lava_backend.runner import run_lava
 
-    return Engine("lava", network.n_inputs, counts_only, lambda x: run_lava(network, x, record_states=record_states),
+    return Engine("lava", network.n_inputs, sizes, counts_only, lambda x: run_lava(network, x, record_states=record_states),
                   network=network)

@@ -61,11 +61,11 @@ def output_format(path: str | os.PathLike) -> str:
 class SimulationWriter:
     """Appends each batch's outputs to ``path`` (a temporary path: the caller renames it when done)."""
 
-    def __init__(self, path: Path, fmt: str, n_samples: int, record: frozenset[str]):
+    def __init__(self, path: Path, fmt: str, n_samples: int, hidden_sizes: list[int], record: frozenset[str]):
         self.path, self.fmt, self.n_samples, self.record = path, fmt, n_samples, record
         self.rows = 0
-        self.spike_totals: np.ndarray | None = None  # spikes per hidden layer, summed over samples
-        self.n_neurons: list[int] = []
+        self.n_neurons = hidden_sizes
+        self.spike_totals = np.zeros(len(hidden_sizes), np.int64)  # spikes per hidden layer, summed over samples
         self.n_steps = 0
         self.correct = 0
         if fmt == "h5":
@@ -90,9 +90,7 @@ class SimulationWriter:
         if counts is None:  # the float and Lava engines: count the rasters
             counts = np.stack([s.sum(axis=(1, 2)) for s in result.spikes], axis=1)
         counts = np.asarray(counts, np.int64)
-        if self.spike_totals is None:
-            self.spike_totals = np.zeros(counts.shape[1], np.int64)
-            self.n_steps = int(result.readout_u.shape[1])
+        self.n_steps = int(result.readout_u.shape[1])
         self.spike_totals += counts.sum(axis=0)
         arrays = {"scores": result.scores, "prediction": result.prediction, "spike_counts": counts}
         if labels is not None:
@@ -107,8 +105,6 @@ class SimulationWriter:
             arrays["readout_u"] = result.readout_u
         if "states" in self.record:
             arrays.update({f"state_{k}": v for k, v in (result.states or {}).items()})
-        if not self.n_neurons:
-            self.n_neurons = [int(s.shape[2]) for s in result.spikes] if result.spikes else []
         return arrays
 
     def _write(self, name: str, value: np.ndarray) -> None:
@@ -135,10 +131,9 @@ class SimulationWriter:
     def summary(self) -> dict[str, Any]:
         """Per hidden layer: neurons, spikes per sample, sparsity; and the accuracy on the labels."""
         n = max(self.rows, 1)
-        totals = self.spike_totals if self.spike_totals is not None else np.zeros(len(self.n_neurons), np.int64)
         layers = [{"layer": i, "neurons": neurons, "spikes_per_sample": float(total / n),
                    "sparsity": 1.0 - float(total) / (n * max(self.n_steps, 1) * neurons)}
-                  for i, (neurons, total) in enumerate(zip(self.n_neurons, totals))]
+                  for i, (neurons, total) in enumerate(zip(self.n_neurons, self.spike_totals))]
         return {"samples": self.rows, "steps": self.n_steps, "layers": layers}
 
     def finish(self, provenance: dict[str, Any], labelled: bool) -> dict[str, Any]:
