@@ -1,7 +1,7 @@
 """Benchmark: the commands users run (``simulate``, ``report``, ``verify --data``) against the engines.
 
-    .venv/bin/python benchmarks/bench_cli.py [--samples 2000 20000] [--models silif csilif]
-                                             [--commands simulate report verify] [--workdir DIR]
+    .venv/bin/python benchmarks/bench_cli.py [--samples 2000 20000] [--float-samples N ...]
+                       [--models silif csilif] [--commands simulate report verify] [--workdir DIR]
 
 Runs the CLI as a user does (a subprocess per command, ``silif-deploy`` on PATH of this venv) on
 SSC-like inputs (``SyntheticProbe`` statistics: 6 % non-zero bins, counts 1–3; 300 steps × 140
@@ -197,6 +197,8 @@ def arithmetic(network, x: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, nargs="+", default=[2000, 20000], help="input sizes (default 2000 20000)")
+    p.add_argument("--float-samples", type=int, nargs="+", default=None,
+                   help="input sizes for report and verify, which run the float model too (default: --samples)")
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["silif", "csilif"])
     p.add_argument("--commands", nargs="+", choices=["simulate", "report", "verify"],
                    default=["simulate", "report", "verify"])
@@ -212,15 +214,16 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_cli_"))
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = sorted(args.samples)
-    inputs = {n: workdir / f"ssc_like_{n}.npz" for n in sizes}
+    float_sizes = sorted(args.float_samples or args.samples)
+    inputs = {n: workdir / f"ssc_like_{n}.npz" for n in sorted({*sizes, *float_sizes})}
     for n, path in inputs.items():
         write_input(path, n)
     cores = os.cpu_count()
     print(f"machine: {platform.processor() or platform.machine()}, {cores} cores (shared with other work while "
           f"measured: read the ratios); numba threads {numba.get_num_threads()}")
     print(f"input: SSC-like uint8 counts, {STEPS} steps x {CHANNELS} channels, sizes {', '.join(map(str, sizes))}; "
-          f"files in {workdir}")
-    results: dict = {"sizes": sizes, "models": {}}
+          f"(report, verify: {', '.join(map(str, float_sizes))}); files in {workdir}")
+    results: dict = {"sizes": sizes, "float_sizes": float_sizes, "models": {}}
     for name in args.models:
         artifact = export(name, workdir)
         network, model = read_artifact(artifact), load_model(MODELS[name]).eval()
@@ -231,7 +234,8 @@ def main() -> None:
               f"{'peak RSS MiB':>13s}")
         rows = {}
         for command in args.commands:
-            for n in sizes:
+            command_sizes = sizes if command == "simulate" else float_sizes
+            for n in command_sizes:
                 out = workdir / f"{name}_{command}_{n}"
                 argv = {
                     "simulate": ["simulate", str(artifact), "--input", str(inputs[n]), "--out", f"{out}.h5"],
@@ -243,9 +247,10 @@ def main() -> None:
                 rows[f"{command}/{n}"] = {**cli, "engine_s": engine, "ratio": cli["wall_s"] / engine}
                 print(f"  {command:9s} {n:7d} {cli['wall_s']:8.1f} {engine:9.1f} {cli['wall_s'] / engine:8.2f} "
                       f"{n / cli['wall_s']:10.0f} {cli['rss_mib']:13.0f}")
-            if len(sizes) > 1:
-                small, large = rows[f"{command}/{sizes[0]}"]["rss_mib"], rows[f"{command}/{sizes[-1]}"]["rss_mib"]
-                print(f"  {command:9s} peak RSS {sizes[-1]:,} vs {sizes[0]:,} samples: {100 * (large / small - 1):+.1f} %")
+            if len(command_sizes) > 1:
+                lo, hi = command_sizes[0], command_sizes[-1]
+                small, large = rows[f"{command}/{lo}"]["rss_mib"], rows[f"{command}/{hi}"]["rss_mib"]
+                print(f"  {command:9s} peak RSS {hi:,} vs {lo:,} samples: {100 * (large / small - 1):+.1f} %")
         sim_rate = len(probe) / _best_time(lambda: simulate(network, probe, keep_spikes=False))
         best, label = float_best(model, probe)
         stages = breakdown(network, probe)

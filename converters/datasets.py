@@ -157,8 +157,8 @@ def open_input(
         raise SilifDeployError(f"input '{p}' has an unknown type; give a .npy, .npz or SHD/SSC .h5 file")
     source.counts_only = counts_only
     _check_input_header(source.shape, source.dtype, p, n_channels)
-    if source.labels is not None and len(source.labels) != source.shape[0]:
-        raise SilifDeployError(f"'{p}' has {len(source.labels)} labels for {source.shape[0]} samples; fix the file")
+    if source.labels is not None:  # labels enter here, once per file (values enter in InputSource._enter)
+        _check_labels(source.labels, source.shape[0], p)
     return source
 
 
@@ -462,6 +462,11 @@ def _check_input_header(shape: tuple[int, ...], dtype: np.dtype, p: Path, n_chan
         raise SilifDeployError(
             f"input '{p}' has {shape[2]} channels but the model expects {n_channels}; check the input file or binning"
         )
+
+
+def _check_labels(labels: np.ndarray, n_samples: int, p: Path) -> None:
+    if len(labels) != n_samples:
+        raise SilifDeployError(f"'{p}' has {len(labels)} labels for {n_samples} samples; fix the file")
 
 
 def _check_values(x: np.ndarray, p: Path, counts_only: bool) -> None:
