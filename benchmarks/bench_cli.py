@@ -12,7 +12,9 @@ size it prints, measured one after the other in this run:
 - the CLI's wall time, samples/s and peak RSS (``wait4``'s ``ru_maxrss`` of that process alone);
 - the engine time for the same work, in this process on the same samples already in memory: the
   fixed-point simulator (and the float PyTorch model where the command runs it: ``report`` and
-  ``verify`` compare with it) over the same batches; the ratio CLI ÷ engine (target <= 1.3);
+  ``verify`` compare with it) over the same batches; the ratio CLI ÷ engine (target <= 1.3), in
+  wall time and in CPU time (user + system, all threads): on a shared machine the wall times of
+  two runs minutes apart see different loads, the CPU times much less;
 - peak RSS at the smallest and largest size (target: equal within 10 %);
 - the simulator against the best float PyTorch eval of the same network (target >= 5x), and
   where the simulator's time goes (input encoding, each layer), against the arithmetic floor.
@@ -85,32 +87,35 @@ def export(name: str, workdir: Path) -> Path:
 
 
 def run_cli(argv: list[str]) -> dict:
-    """Wall time, exit status and peak RSS (MiB) of one CLI process.
+    """Wall and CPU time, exit status and peak RSS (MiB) of one CLI process.
 
     The peak comes from GNU time (``/usr/bin/time -f %M``): a child's ``ru_maxrss`` starts at the
     RSS of the process that forked it, and time's is a few MB, this benchmark's hundreds."""
     env = {**os.environ, "SILIF_DEPLOY_PROGRESS": "0"}
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         started = time.perf_counter()
-        proc = subprocess.run([TIME, "-f", "%M", "-o", rss.name, str(CLI), *argv], capture_output=True, text=True, env=env)
+        proc = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss.name, str(CLI), *argv], capture_output=True,
+                              text=True, env=env)
         wall = time.perf_counter() - started
-        peak_kib = int(rss.read().split()[-1])
+        peak_kib, user, system = rss.read().split()[-3:]
     if proc.returncode not in (0, 1):  # verify exits 1 when the budget fails: random labels, still a full run
         raise SystemExit(f"silif-deploy {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}")
-    return {"wall_s": wall, "rss_mib": peak_kib / 1024, "exit": proc.returncode,
+    return {"wall_s": wall, "cpu_s": float(user) + float(system), "rss_mib": int(peak_kib) / 1024, "exit": proc.returncode,
             "stdout_tail": proc.stdout.strip().splitlines()[-1:]}
 
 
-def engine_seconds(command: str, network, model, samples: int) -> float:
-    """In-process engine time of the work ``command`` does on ``samples`` samples (input generation not timed)."""
+def engine_seconds(command: str, network, model, samples: int) -> tuple[float, float]:
+    """In-process engine (wall, CPU) time of the work ``command`` does on ``samples`` samples (input
+    generation not timed)."""
     import torch
 
     from silif_deploy.deploy.accuracy_check import BATCH as VERIFY_BATCH
     from silif_deploy.deploy.reporting import EVAL_BATCH
     from silif_deploy.hw_models.simulator import simulate
 
-    total = 0.0
+    total = cpu = 0.0
     for x in chunks(samples):
+        cpu_started = time.process_time()  # all of this process's threads
         if command == "simulate":  # default record: no rasters kept
             started = time.perf_counter()
             simulate(network, x, batch_size=len(x), keep_spikes=False)
@@ -126,8 +131,9 @@ def engine_seconds(command: str, network, model, samples: int) -> float:
             model.run(x)
             simulate(network, x, batch_size=len(x), keep_spikes=False)
         total += time.perf_counter() - started
+        cpu += time.process_time() - cpu_started
     del torch
-    return total
+    return total, cpu
 
 
 def float_best(model, x: np.ndarray) -> tuple[float, str]:
@@ -230,8 +236,8 @@ def main() -> None:
         probe = chunk(0, min(256, GEN_BATCH))
         simulate(network, probe[:8])  # compile / load the kernels before any timing
         print(f"\n== {name} 2x512 ({artifact.name}, default loihi2 profile)")
-        print(f"  {'command':9s} {'samples':>7s} {'CLI s':>8s} {'engine s':>9s} {'CLI/eng':>8s} {'samples/s':>10s} "
-              f"{'peak RSS MiB':>13s}")
+        print(f"  {'command':9s} {'samples':>7s} {'CLI s':>8s} {'engine s':>9s} {'CLI/eng':>8s} {'CPU s CLI':>10s} "
+              f"{'engine':>7s} {'CLI/eng':>8s} {'samples/s':>10s} {'peak RSS MiB':>13s}")
         rows = {}
         for command in args.commands:
             command_sizes = sizes if command == "simulate" else float_sizes
@@ -243,9 +249,11 @@ def main() -> None:
                     "verify": ["verify", str(artifact), "--data", str(inputs[n])],
                 }[command]
                 cli = run_cli(argv)
-                engine = engine_seconds(command, network, model, n)
-                rows[f"{command}/{n}"] = {**cli, "engine_s": engine, "ratio": cli["wall_s"] / engine}
+                engine, engine_cpu = engine_seconds(command, network, model, n)
+                rows[f"{command}/{n}"] = {**cli, "engine_s": engine, "engine_cpu_s": engine_cpu,
+                                          "ratio": cli["wall_s"] / engine, "cpu_ratio": cli["cpu_s"] / engine_cpu}
                 print(f"  {command:9s} {n:7d} {cli['wall_s']:8.1f} {engine:9.1f} {cli['wall_s'] / engine:8.2f} "
+                      f"{cli['cpu_s']:10.1f} {engine_cpu:7.1f} {cli['cpu_s'] / engine_cpu:8.2f} "
                       f"{n / cli['wall_s']:10.0f} {cli['rss_mib']:13.0f}")
             if len(command_sizes) > 1:
                 lo, hi = command_sizes[0], command_sizes[-1]
