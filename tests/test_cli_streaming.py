@@ -25,6 +25,7 @@ from silif_deploy.converters.files import sha256_file
 from silif_deploy.converters.quantize import quantize
 from silif_deploy.deploy import engines
 from silif_deploy.deploy.cli import main
+from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.simulator import simulate
 
@@ -65,7 +66,7 @@ def test_a_bad_chunk_is_refused_where_it_enters(tmp_path):
     x[7, 3, 2] = np.nan
     np.save(tmp_path / "x.npy", x)
     source = open_input(tmp_path / "x.npy")
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(SilifDeployError, match="NaN"):
         for _ in source.chunks(4):
             pass
 
