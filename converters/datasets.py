@@ -8,19 +8,28 @@ The SHD / SSC binning reproduces the authors' ``SpikingDataset`` (``neurons.md``
 
 so the bin width is max_time / (nb_steps - 1), step 0 only receives t < 0 (never, for real files),
 and events with t >= max_time (step == nb_steps) are dropped explicitly and counted.
+
+**Streaming.** :func:`open_input` opens any input as an :class:`InputSource` that reads it chunk
+by chunk (``.npy`` by positioned reads at the offsets its memory map gives, ``.npz`` members as
+streams, SHD/SSC files binned 64 rows at a time), so a pass over a data set holds one chunk,
+whatever its length. Every chunk of every pass enters through :meth:`InputSource._enter`: the one
+place where input values are checked. :func:`load_input` reads a whole input into memory.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from silif_deploy.converters.files import refuse_damaged, require_file, sha256_file
+from silif_deploy.converters.files import damaged_file_errors, refuse_damaged, require_file, sha256_file
 from silif_deploy.converters.input_checks import check_input_chunk, check_input_size, check_labels, check_spike_times
 from silif_deploy.errors import SilifDeployError
 
@@ -91,11 +100,225 @@ def read_spike_h5(
 
     Counts are stored in the smallest of uint8 / int16 / int32 that holds the largest count.
     """
+    _check_binning(nb_steps, max_time, spatial_bin)
+    path = _require_spike_file(path)
+    labels, class_names, speakers = _spike_h5_header(path)
+    # Start in uint8 and widen only when a count needs it: SSC train is 3.2 GB even in uint8.
+    counts = np.zeros((len(labels), nb_steps, N_UNITS // spatial_bin), dtype=np.uint8)
+    dropped = [0]
+    start = 0
+    with tqdm(total=len(labels), desc=f"binning {path.name}", unit="sample", disable=len(labels) < 1000) as bar:
+        for chunk in _spike_h5_chunks(path, nb_steps, max_time, spatial_bin, dropped):
+            if np.iinfo(chunk.dtype).max > np.iinfo(counts.dtype).max:
+                counts = counts.astype(chunk.dtype)
+            counts[start : start + len(chunk)] = chunk
+            start += len(chunk)
+            bar.update(len(chunk))
+    return SpikeDataset(
+        x=counts, labels=labels, class_names=class_names,
+        speakers=speakers, dropped_events=dropped[0], nb_steps=nb_steps, max_time=float(max_time),
+        spatial_bin=spatial_bin,
+    )
+
+
+def open_input(
+    path: str | os.PathLike,
+    n_channels: int | None = None,
+    binning: str | tuple[int, float] | None = None,
+    counts_only: bool = False,
+    max_count: int | None = None,
+) -> "InputSource":
+    """Open a network input for reading in chunks: ``.npy`` / ``.npz`` (batch, time, channels) or an
+    SHD/SSC ``.h5``.
+
+    ``.npz`` files hold the array under ``input`` or ``x`` and may carry ``labels`` and
+    ``class_names``. ``.h5`` files are binned with ``binning`` (a :data:`BINNING` name or
+    (nb_steps, max_time)); by default SSC's 300 steps / 1.2 s when the file name starts with
+    ``ssc``, else SHD's 250 / 1.0. ``counts_only`` refuses values that are not event counts (for
+    an artifact quantized for counts), and with ``max_count`` counts its input payload cannot carry. Shape, dtype, channels and labels are checked here; values
+    chunk by chunk as they are read.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".h5", ".hdf5"):  # read_spike_h5 says where SHD/SSC come from
+        if not p.exists():
+            raise SilifDeployError(f"input '{p}' does not exist; give a .npy, .npz or SHD/SSC .h5 file")
+        require_file(p, "input")
+    if suffix in (".h5", ".hdf5"):
+        nb_steps, max_time = (infer_binning(p) if binning is None
+                              else binning_preset(binning) if isinstance(binning, str) else binning)
+        _check_binning(nb_steps, max_time, 5)
+        p = _require_spike_file(p)
+        labels, class_names, _ = _spike_h5_header(p)
+        shape, dtype = (len(labels), nb_steps, N_UNITS // 5), np.dtype(np.uint8)
+        source = InputSource(p, shape, dtype, labels, class_names,
+                             lambda size: _spike_h5_chunks(p, nb_steps, max_time, 5, [0], size))
+    elif suffix == ".npy":
+        shape, dtype, read = _npy_reader(p)
+        source = InputSource(p, shape, dtype, None, None, read)
+    elif suffix == ".npz":
+        source = _npz_source(p)
+    else:
+        raise SilifDeployError(f"input '{p}' has an unknown type; give a .npy, .npz or SHD/SSC .h5 file")
+    source.counts_only, source.max_count = counts_only, max_count
+    _check_input_header(source.shape, source.dtype, p, n_channels)
+    check_input_size(source.shape, str(p))
+    if source.labels is not None:  # labels enter here, once per file (values enter in InputSource._enter)
+        _check_labels(source.labels, source.shape[0], p)
+    return source
+
+
+def load_input(
+    path: str | os.PathLike,
+    n_channels: int | None = None,
+    binning: str | tuple[int, float] | None = None,
+) -> InputData:
+    """Load a whole network input into memory (:func:`open_input` reads it in chunks)."""
+    source = open_input(path, n_channels=n_channels, binning=binning)
+    x = source.read_all()
+    return InputData(x=x, labels=source.labels, class_names=source.class_names, is_counts=source.is_counts,
+                     source_sha256=source.source_sha256)
+
+
+@dataclass
+class InputStats:
+    """What a pass learned about the values: all event counts (non-negative integers)? the largest |value|."""
+
+    is_counts: bool = True
+    peak: float = 0.0
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "InputStats":
+        stats = cls()
+        stats.update(x)
+        return stats
+
+    def update(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
+        lo, hi = float(np.min(x)), float(np.max(x))  # not np.abs: it overflows on the most negative integer
+        self.peak = max(self.peak, abs(lo), abs(hi))
+        self.is_counts = self.is_counts and lo >= 0 and (not np.issubdtype(x.dtype, np.floating)
+                                                         or bool(np.all(x == np.floor(x))))
+
+
+@dataclass
+class InputSource:
+    """A (samples, steps, channels) input read chunk by chunk, in order, as often as needed.
+
+    ``read(size)`` yields the raw chunks of one pass; :meth:`chunks` checks each as it enters.
+    ``stats`` (counts? peak?) is complete after a full pass (reading one when asked before).
+    """
+
+    path: Path
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    labels: np.ndarray | None
+    class_names: list[str] | None
+    read: Callable[[int], Iterator[np.ndarray]]
+    counts_only: bool = False
+    max_count: int | None = None
+    _stats: InputStats | None = field(default=None, repr=False)
+    _sha256: Future | str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_array(cls, x: np.ndarray, labels: np.ndarray | None = None, name: str = "<array>",
+                   sha256: str | None = None) -> "InputSource":
+        """An input already in memory (a synthetic probe, a test's array)."""
+        return cls(Path(name), tuple(x.shape), x.dtype, labels, None, _array_reader(x), _sha256=sha256)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        """One pass over the samples, ``size`` at a time (the last chunk may be shorter)."""
+        stats, seen = InputStats(), 0
+        for x in self._read_checked(size):
+            x = self._enter(x)
+            stats.update(x)
+            seen += len(x)
+            yield x
+        if seen != self.shape[0]:
+            raise SilifDeployError(f"'{self.path}' ended after {seen} of {self.shape[0]} samples; the file is damaged")
+        self._stats = stats
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """:meth:`chunks` with each chunk's labels (None without labels)."""
+        at = 0
+        for x in self.chunks(size):
+            yield x, None if self.labels is None else self.labels[at : at + len(x)]
+            at += len(x)
+
+    def _read_checked(self, size: int) -> Iterator[np.ndarray]:
+        """The raw chunks of one pass; a library error on a damaged file while reading is one line."""
+        with damaged_file_errors(self.path, "input file"):
+            yield from self.read(size)
+
+    def _enter(self, x: np.ndarray) -> np.ndarray:
+        """Every chunk of every pass enters here: the one place where input values are checked
+        (float16 comes out widened to float32, see :func:`check_input_chunk`)."""
+        x = check_input_chunk(x, str(self.path))
+        if self.counts_only or self.max_count is not None:
+            stats = InputStats.of(x)
+            if self.counts_only and not stats.is_counts:
+                raise SilifDeployError(
+                    "input holds negative or fractional values, but this artifact takes event counts (non-negative "
+                    "integers); fix the input, or re-export with --calibrate on real-valued data"
+                )
+            if self.max_count is not None and stats.peak > self.max_count:
+                raise SilifDeployError(
+                    f"input holds counts up to {stats.peak:.6g}, but this artifact's input payload carries at most "
+                    f"{self.max_count} per step and channel; bin the events more finely or re-export with a wider "
+                    "input_message_bits"
+                )
+        return x
+
+    @property
+    def stats(self) -> InputStats:
+        if self._stats is None:
+            for _ in self.chunks(256):
+                pass
+        return self._stats  # type: ignore[return-value]
+
+    @property
+    def is_counts(self) -> bool:
+        return self.stats.is_counts
+
+    @property
+    def source_sha256(self) -> str | None:
+        """SHA-256 of the input file, hashed in a thread from the first time it is asked for, so
+        that reading the file twice overlaps the run (None for an array without a given hash)."""
+        if self._sha256 is None and self.path.is_file():
+            self.start_hashing()
+        if isinstance(self._sha256, Future):
+            self._sha256 = self._sha256.result()
+        return self._sha256
+
+    def start_hashing(self) -> None:
+        """Start hashing the file in a thread (hashlib releases the GIL); :attr:`source_sha256` waits for it."""
+        if self._sha256 is None and self.path.is_file():
+            pool = ThreadPoolExecutor(1)
+            self._sha256 = pool.submit(sha256_file, self.path)
+            pool.shutdown(wait=False)
+
+    def read_all(self) -> np.ndarray:
+        """Every sample in one array (memory grows with the input: for small inputs and tests)."""
+        parts = list(self.chunks(256))
+        if not parts:
+            return np.zeros(self.shape, self.dtype)
+        dtype = np.result_type(*(part.dtype for part in parts))
+        return np.concatenate(parts).astype(dtype, copy=False)
+
+
+def _check_binning(nb_steps: int, max_time: float, spatial_bin: int) -> None:
     if nb_steps < 2 or not max_time > 0:
         raise SilifDeployError(f"binning needs nb_steps >= 2 and max_time > 0, got {nb_steps} and {max_time}")
     if spatial_bin < 1 or N_UNITS % spatial_bin:
         raise SilifDeployError(f"spatial_bin must divide {N_UNITS} (e.g. 1, 5, 7, 10), got {spatial_bin}")
-    path = _require_spike_file(path)
+
+
+def _spike_h5_header(path: Path) -> tuple[np.ndarray, list[str] | None, np.ndarray | None]:
+    """(labels, class names, speakers) of an SHD/SSC file, after checking its layout."""
     with h5py.File(path, "r") as f:
         missing = [name for name in _REQUIRED_H5 if name not in f]
         if missing:
@@ -112,63 +335,28 @@ def read_spike_h5(
             )
         class_names = _decode_strings(f["extra/keys"][()]) if "extra/keys" in f else None
         speakers = np.asarray(f["extra/speaker"][()]) if "extra/speaker" in f else None
-        grid = np.linspace(0.0, max_time, nb_steps)
-        # Start in uint8 and widen only when a count needs it: SSC train is 3.2 GB even in uint8.
-        counts = np.zeros((len(labels), nb_steps, N_UNITS // spatial_bin), dtype=np.uint8)
-        dropped = 0
-        with tqdm(total=len(labels), desc=f"binning {path.name}", unit="sample", disable=len(labels) < 1000) as bar:
-            for start in range(0, len(labels), _CHUNK_SAMPLES):
-                stop = min(start + _CHUNK_SAMPLES, len(labels))
-                chunk, chunk_dropped = _bin_chunk(times[start:stop], units[start:stop], grid, spatial_bin,
-                                                  counts.shape[2], path)
-                dtype = _count_dtype(int(chunk.max(initial=0)))
-                if np.iinfo(dtype).max > np.iinfo(counts.dtype).max:
-                    counts = counts.astype(dtype)
-                counts[start:stop] = chunk
-                dropped += chunk_dropped
-                bar.update(stop - start)
-    return SpikeDataset(
-        x=counts, labels=labels, class_names=class_names,
-        speakers=speakers, dropped_events=dropped, nb_steps=nb_steps, max_time=float(max_time),
-        spatial_bin=spatial_bin,
-    )
+    return labels, class_names, speakers
 
 
-def load_input(
-    path: str | os.PathLike,
-    n_channels: int | None = None,
-    binning: str | tuple[int, float] | None = None,
-) -> InputData:
-    """Load a network input: ``.npy`` / ``.npz`` (batch, time, channels) or an SHD/SSC ``.h5``.
-
-    ``.npz`` files hold the array under ``input`` or ``x`` and may carry ``labels`` and
-    ``class_names``. ``.h5`` files are binned with ``binning`` (a :data:`BINNING` name or
-    (nb_steps, max_time)); by default SSC's 300 steps / 1.2 s when the file name starts with
-    ``ssc``, else SHD's 250 / 1.0.
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in (".h5", ".hdf5"):  # read_spike_h5 says where SHD/SSC come from
-        if not p.exists():
-            raise SilifDeployError(f"input '{p}' does not exist; give a .npy, .npz or SHD/SSC .h5 file")
-        require_file(p, "input")
-    if suffix in (".h5", ".hdf5"):
-        nb_steps, max_time = (infer_binning(p) if binning is None
-                              else binning_preset(binning) if isinstance(binning, str) else binning)
-        data = read_spike_h5(p, nb_steps, max_time)
-        x, labels, class_names = data.x, data.labels, data.class_names
-    elif suffix == ".npy":
-        x, labels, class_names = _load_array(lambda: np.load(p, allow_pickle=False), p), None, None
-    elif suffix == ".npz":
-        x, labels, class_names = _read_npz(p)
-    else:
-        raise SilifDeployError(f"input '{p}' has an unknown type; give a .npy, .npz or SHD/SSC .h5 file")
-    x = check_input_chunk(x, str(p), n_channels)
-    check_input_size(x.shape, str(p))
-    if labels is not None and len(labels) != len(x):
-        raise SilifDeployError(f"'{p}' has {len(labels)} labels for {len(x)} samples; fix the file")
-    return InputData(x=x, labels=labels, class_names=class_names, is_counts=_is_counts(x),
-                     source_sha256=sha256_file(p))
+def _spike_h5_chunks(path: Path, nb_steps: int, max_time: float, spatial_bin: int, dropped: list[int],
+                     size: int = _CHUNK_SAMPLES) -> Iterator[np.ndarray]:
+    """Binned counts of an SHD/SSC file, ``size`` rows at a time, each chunk in the smallest of
+    uint8 / int16 / int32 holding its counts; ``dropped[0]`` accumulates the dropped events."""
+    grid = np.linspace(0.0, max_time, nb_steps)
+    with h5py.File(path, "r") as f:
+        times, units = f["spikes/times"], f["spikes/units"]
+        n = len(times)
+        for outer in range(0, n, size):
+            stop = min(outer + size, n)
+            parts = []  # binned _CHUNK_SAMPLES rows at a time, whatever ``size``
+            for start in range(outer, stop, _CHUNK_SAMPLES):
+                end = min(start + _CHUNK_SAMPLES, stop)
+                chunk, chunk_dropped = _bin_chunk(times[start:end], units[start:end], grid, spatial_bin,
+                                                  N_UNITS // spatial_bin, path)
+                parts.append(chunk)
+                dropped[0] += chunk_dropped
+            counts = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            yield counts.astype(_count_dtype(int(counts.max(initial=0))))
 
 
 def _require_spike_file(path: str | os.PathLike) -> Path:
@@ -224,8 +412,37 @@ def _load_array(loader, p: Path) -> np.ndarray:
         raise SilifDeployError(f"cannot read '{p}' as a numpy array ({err}); save a plain numeric array") from None
 
 
+def _npy_reader(p: Path) -> tuple[tuple[int, ...], np.dtype, Callable[[int], Iterator[np.ndarray]]]:
+    """Shape, dtype and chunk reader of a ``.npy`` file.
+
+    The memory map checks the header and the file's length and gives the data offset; chunks are
+    then read with positioned reads, so that pages read once do not stay resident as a map's would
+    (the process's memory stays one chunk, however large the file)."""
+    mapped = _load_array(lambda: np.load(p, mmap_mode="r", allow_pickle=False), p)
+    shape, dtype = mapped.shape, mapped.dtype
+    if not isinstance(mapped, np.memmap) or len(shape) != 3 or not mapped.flags.c_contiguous:
+        return shape, dtype, _array_reader(mapped)  # a 0-size or Fortran-ordered array: copied from the map
+    offset, row = mapped.offset, int(np.prod(shape[1:]))
+    del mapped
+
+    def read(size: int) -> Iterator[np.ndarray]:
+        with open(p, "rb") as fh:
+            for start in range(0, shape[0], size):
+                n = min(size, shape[0] - start)
+                fh.seek(offset + start * row * dtype.itemsize)
+                yield np.fromfile(fh, dtype=dtype, count=n * row).reshape(n, *shape[1:])
+
+    return shape, dtype, read
+
+
+def _array_reader(x: np.ndarray) -> Callable[[int], Iterator[np.ndarray]]:
+    """Chunk reader of an array (copies, so that a memory map's chunks are plain arrays)."""
+    return lambda size: (np.array(x[i : i + size]) for i in range(0, len(x), size))
+
+
 @refuse_damaged(".npz input")
-def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+def _npz_source(p: Path) -> InputSource:
+    """An ``.npz`` input: the ``input`` / ``x`` member streamed (zlib-compressed or not), labels in memory."""
     try:
         archive = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -237,13 +454,49 @@ def _read_npz(p: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]
         x = _load_array(lambda: archive[key], p)
         labels = check_labels(_load_array(lambda: archive["labels"], p), str(p)) if "labels" in archive.files else None
         names = _decode_strings(archive["class_names"]) if "class_names" in archive.files else None
-    return x, labels, names
+    member = f"{key}.npy"
+
+    def header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return read_header(stream)
+
+    try:
+        with zipfile.ZipFile(p) as zf, zf.open(member) as stream:
+            shape, fortran, dtype = header(stream)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+        raise SilifDeployError(f"cannot read '{p}' as .npz ({err})") from None
+    if fortran or dtype.hasobject or len(shape) != 3:  # rare layouts: read whole, as np.load does
+        x = _load_array(lambda: np.load(p, allow_pickle=False)[key], p)
+        return InputSource(p, x.shape, x.dtype, labels, names, _array_reader(x))
+    row = int(np.prod(shape[1:]))
+
+    def read(size: int) -> Iterator[np.ndarray]:
+        with zipfile.ZipFile(p) as zf, zf.open(member) as stream:
+            header(stream)
+            for start in range(0, shape[0], size):
+                n = min(size, shape[0] - start)
+                buffer = bytearray(n * row * dtype.itemsize)  # writable, unlike bytes (torch needs that)
+                if stream.readinto(buffer) != len(buffer):
+                    raise SilifDeployError(f"'{p}': '{key}' is truncated; the file is damaged")
+                yield np.frombuffer(buffer, dtype=dtype).reshape(n, *shape[1:])
+
+    return InputSource(p, shape, dtype, labels, names, read)
 
 
-def _is_counts(x: np.ndarray) -> bool:
-    """True when every value is a non-negative integer (event counts rather than real features)."""
-    if x.dtype == bool:
-        return True
-    if np.issubdtype(x.dtype, np.integer):
-        return bool(x.size == 0 or x.min() >= 0)
-    return bool(np.all(x >= 0) and np.all(x == np.floor(x)))
+def _check_input_header(shape: tuple[int, ...], dtype: np.dtype, p: Path, n_channels: int | None) -> None:
+    if len(shape) != 3:
+        raise SilifDeployError(f"input '{p}' has shape {shape}; expected 3 dimensions (batch, time, channels)")
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == bool):
+        raise SilifDeployError(f"input '{p}' has dtype {dtype}; expected integer or float values")
+    if n_channels is not None and shape[2] != n_channels:
+        raise SilifDeployError(
+            f"input '{p}' has {shape[2]} channels but the model expects {n_channels}; check the input file or binning"
+        )
+
+
+def _check_labels(labels: np.ndarray, n_samples: int, p: Path) -> None:
+    if len(labels) != n_samples:
+        raise SilifDeployError(f"'{p}' has {len(labels)} labels for {n_samples} samples; fix the file")
+
+

@@ -298,15 +298,22 @@ def refuse_damaged(what: str) -> Callable[[F], F]:
     def wrap(reader: F) -> F:
         @functools.wraps(reader)
         def read(path, *args, **kwargs):
-            try:
-                with np.errstate(all="ignore"):  # hostile values (tau = 0) are refused, not warned about
-                    return reader(path, *args, **kwargs)
-            except SilifDeployError:
-                raise
-            except _READ_ERRORS as err:
-                detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-                raise SilifDeployError(f"'{path}' is not a readable {what} ({detail}); check the file") from None
+            with damaged_file_errors(path, what), np.errstate(all="ignore"):  # hostile values are refused, not warned about
+                return reader(path, *args, **kwargs)
 
         return read  # type: ignore[return-value]
 
     return wrap
+
+
+@contextlib.contextmanager
+def damaged_file_errors(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Inside the block, a library error on a damaged file becomes one line naming the file (what
+    :func:`refuse_damaged` does for a whole reader; chunked readers wrap each pass in it)."""
+    try:
+        yield
+    except SilifDeployError:
+        raise
+    except _READ_ERRORS as err:
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise SilifDeployError(f"'{path}' is not a readable {what} ({detail}); check the file") from None

@@ -51,6 +51,12 @@ def _chain(graph: nir.NIRGraph) -> list[tuple[nir.Affine, nir.LIF]]:
     return layers
 
 
+def layer_sizes(graph: nir.NIRGraph) -> list[int]:
+    """Inputs, then the neurons of each layer (the last is the readout)."""
+    layers = _chain(graph)
+    return [int(layers[0][0].weight.shape[1]), *(int(affine.weight.shape[0]) for affine, _ in layers)]
+
+
 def run_lif_compat(graph: nir.NIRGraph, x: np.ndarray) -> RunResult:
     """Run (batch, time, channels) through a lif-compat graph (module docstring)."""
     if not is_lif_compat(graph):

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from silif_deploy.converters.datasets import InputStats
 from silif_deploy.converters.float_params import FloatLayer, FloatNetwork
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse, weight_grid
@@ -241,18 +242,13 @@ def _readout_layer(layer: FloatLayer, profile: HardwareProfile, state_range: flo
     return FixedLayer("cuba", DenseSynapse(w_int, w_exp, profile.weight_bits, False), params, scale), diag
 
 
-def input_frac_bits(profile: HardwareProfile, x: np.ndarray | None) -> int:
-    """0 for event counts (sent as they are); else the most fraction bits that fit the message width."""
-    if x is None or _is_counts(x):
+def input_frac_bits(profile: HardwareProfile, x: np.ndarray | InputStats | None) -> int:
+    """0 for event counts (sent as they are); else the most fraction bits that fit the message width.
+    ``x``: the calibration input, or its :class:`InputStats` (from a pass over a streamed input)."""
+    stats = None if x is None else x if isinstance(x, InputStats) else InputStats.of(x)
+    if stats is None or stats.is_counts or stats.peak == 0:
         return 0
-    peak = float(np.abs(x).max(initial=0.0))
-    if peak == 0:
-        return 0
-    return int(math.floor(math.log2(((1 << profile.input_message_bits) - 1) / peak)))
-
-
-def _is_counts(x: np.ndarray) -> bool:
-    return bool(np.all(x >= 0) and np.all(np.equal(np.mod(x, 1), 0)))
+    return int(math.floor(math.log2(((1 << profile.input_message_bits) - 1) / stats.peak)))
 
 
 def quantize(
@@ -260,7 +256,7 @@ def quantize(
     profile: HardwareProfile,
     state_ranges: list[float] | None = None,
     readout_range: float | None = None,
-    calibration_input: np.ndarray | None = None,
+    calibration_input: np.ndarray | InputStats | None = None,
     netx: bool = False,
 ) -> FixedPointNetwork:
     """Quantize ``net``. ``state_ranges``/``readout_range`` come from a calibration run (else the

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from tqdm import tqdm
 
-from silif_deploy.converters.datasets import InputData, load_input
+from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.input_checks import check_labels
 from silif_deploy.deploy.engines import load_float_model, source_kind
+from silif_deploy.deploy.progress import progress
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.simulator import simulate
@@ -37,8 +37,8 @@ def fixed_network(model_path: str | os.PathLike, model, profile: str | None) -> 
     return quantize_model(model, load_profile(profile))
 
 
-def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> InputData:
-    data = load_input(data_path, n_channels=model.config.n_inputs, binning=binning or model_binning(model))
+def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> InputSource:
+    data = open_input(data_path, n_channels=model.config.n_inputs, binning=binning or model_binning(model))
     if data.labels is None:
         raise SilifDeployError(f"'{data_path}' has no labels; --data needs labelled samples (.h5, or .npz with 'labels')")
     data.labels = check_labels(data.labels, str(data_path), model.config.n_classes)
@@ -49,13 +49,15 @@ def fixed_and_float_predictions(
     model_path: str | os.PathLike, data_path: str | os.PathLike, binning: str | None = None,
     profile: str | None = None, model_type: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (labels, float predictions, fixed-point predictions) over the whole data file."""
+    """Return (labels, float predictions, fixed-point predictions) over the whole data file, in one
+    pass (each batch runs on both; the hidden spike rasters are not kept)."""
     model = load_float_model(model_path, model_type=model_type)
     data = load_labelled(data_path, model, binning)
     network = fixed_network(model_path, model, profile)
     float_pred, fixed_pred = [], []
-    for start in tqdm(range(0, len(data.x), BATCH), desc="float and fixed point", unit="batch", leave=False):
-        xb = data.x[start : start + BATCH]
-        float_pred.append(model.run(xb).prediction)
-        fixed_pred.append(simulate(network, xb).prediction)
+    with progress(len(data), "float + fixed point") as bar:
+        for xb in data.chunks(BATCH):
+            float_pred.append(model.run(xb).prediction)
+            fixed_pred.append(simulate(network, xb, batch_size=len(xb), keep_spikes=False).prediction)
+            bar.update(len(xb))
     return data.labels, np.concatenate(float_pred), np.concatenate(fixed_pred)

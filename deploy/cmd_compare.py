@@ -52,14 +52,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.datasets import open_input
     from silif_deploy.converters.files import atomic_output, provenance, staged_outputs
     from silif_deploy.hw_models.energy_profile import load_energy_profile
     from silif_deploy.hw_models.profile import load_profile
 
     load_energy_profile(args.energy_profile)  # bad profiles fail before any run
     hardware = load_profile(args.profile)
-    data = load_input(args.input)
+    data = open_input(args.input)
+    data.start_hashing()
     rows = [compare_row(path, data, hardware, args.energy_profile, args.model_type)
             for path in tqdm(args.models, desc="models", unit="model", disable=len(args.models) < 2)]
     print(format_table(rows))
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         result = {
             "provenance": provenance(input_sha256=data.source_sha256, hardware_profile=hardware.name,
                                      energy_profile=str(args.energy_profile)),
-            "input": {"path": str(args.input), "samples": int(data.x.shape[0]), "steps": int(data.x.shape[1])},
+            "input": {"path": str(args.input), "samples": int(data.shape[0]), "steps": int(data.shape[1])},
             "columns": COLUMNS,
             "models": rows,
         }
@@ -82,27 +83,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def compare_row(path: str, data, hardware, energy_profile: str, model_type: str | None) -> dict[str, Any]:
-    """One model's row: float and fixed-point runs of ``data`` (InputData), their metrics, energy and fidelity."""
+    """One model's row: float and fixed-point runs of ``data`` (an InputSource) in one pass, their
+    metrics, energy and fidelity (a checkpoint's calibration is one float pass before)."""
     from silif_deploy.deploy.energy_report import add_energy_sections
+    from silif_deploy.deploy.progress import progress
     from silif_deploy.deploy.reporting import EVAL_BATCH
     from silif_deploy.errors import SilifDeployError
     from silif_deploy.hw_models import metrics
     from silif_deploy.hw_models.simulator import simulate
 
-    x, labels = data.x, data.labels
-    model, network = _float_and_fixed(path, x, hardware, model_type)
-    if x.shape[-1] != network.n_inputs:
-        raise SilifDeployError(f"input has {x.shape[-1]} channels, '{path}' expects {network.n_inputs}")
+    channels = data.shape[-1]
+    model, network = _float_and_fixed(path, data, hardware, model_type)
+    if channels != network.n_inputs:
+        raise SilifDeployError(f"input has {channels} channels, '{path}' expects {network.n_inputs}")
     float_desc = metrics.describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
     fixed_desc = metrics.describe_fixed(network)
     tallies = None
-    for start in range(0, len(x), EVAL_BATCH):
-        xb = x[start : start + EVAL_BATCH]
-        lb = None if labels is None else labels[start : start + EVAL_BATCH]
-        ref, out = model.run(xb), simulate(network, xb)
-        batch = (metrics.tally_run(float_desc, xb, ref, lb), metrics.tally_run(fixed_desc, xb, out, lb),
-                 metrics.tally_fidelity(out, ref))
-        tallies = batch if tallies is None else tuple(a + b for a, b in zip(tallies, batch))
+    with progress(len(data), f"{Path(path).name}: float + fixed point") as bar:
+        for xb, lb in data.batches(EVAL_BATCH):
+            ref, out = model.run(xb), simulate(network, xb)
+            batch = (metrics.tally_run(float_desc, xb, ref, lb), metrics.tally_run(fixed_desc, xb, out, lb),
+                     metrics.tally_fidelity(out, ref))
+            tallies = batch if tallies is None else tuple(a + b for a, b in zip(tallies, batch))
+            bar.update(len(xb))
     tally_float, tally_fixed, fidelity = tallies
     info = {"kind": "file", "is_counts": data.is_counts}
     float_report = metrics.build_report(float_desc, tally_float, input_info=info, provenance={})
@@ -131,7 +134,7 @@ def compare_row(path: str, data, hardware, energy_profile: str, model_type: str 
     }
 
 
-def _float_and_fixed(path: str, x: np.ndarray, hardware, model_type: str | None):
+def _float_and_fixed(path: str, x, hardware, model_type: str | None):
     """The float model and the fixed-point network of one source (checkpoints quantized in memory)."""
     from silif_deploy.converters.artifact import float_model_from_artifact, read_artifact
     from silif_deploy.deploy.engines import load_float_model, source_kind

@@ -88,13 +88,13 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
 
 def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
-    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.datasets import open_input
     from silif_deploy.converters.netx_export import write_netx
     from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models.profile import load_profile
 
     hw = load_profile(args.profile)
-    x = None if args.calibrate is None else load_input(args.calibrate, n_channels=job.model.config.n_inputs).x
+    x = None if args.calibrate is None else open_input(args.calibrate, n_channels=job.model.config.n_inputs)
     network = quantize_model(job.model, hw, x, netx=True)
     network.provenance = provenance(source_checkpoint=job.source.name, source_sha256=job.source_sha256,
                                     hardware_profile=hw.name)

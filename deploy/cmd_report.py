@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 from silif_deploy.hw_models.energy_profile import DEFAULT_ENERGY_PROFILE, available_energy_profiles
@@ -24,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.artifact import read_artifact
-    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.datasets import open_input
     from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
     from silif_deploy.deploy import energy_report, reporting
     from silif_deploy.hw_models import metrics
@@ -33,15 +32,17 @@ def run(args: argparse.Namespace) -> int:
 
     network = read_artifact(args.artifact)
     energy_report.chip_mapping(network, load_energy_profile(args.energy_profile))  # refuse before the runs
-    data = load_input(args.input, n_channels=network.n_inputs)
+    source = open_input(args.input, n_channels=network.n_inputs)
+    source.start_hashing()
     description = metrics.describe_fixed(network)
-    evaluation = reporting.evaluate(description, data.x, lambda xb: simulate(network, xb),
-                                    _float_reference(network, args.artifact), data.labels,
-                                    desc="fixed-point run")
+    reference = reporting.float_reference(network, args.artifact)
+    evaluation = reporting.evaluate(description, source, lambda xb: simulate(network, xb), reference,
+                                    desc="fixed point + float" if reference else "fixed point")
     report = metrics.build_report(
         description, evaluation.tally,
-        input_info={"kind": "file", "path": str(args.input), "sha256": data.source_sha256, "is_counts": data.is_counts},
-        provenance=provenance(artifact_sha256=sha256_file(args.artifact), input_sha256=data.source_sha256,
+        input_info={"kind": "file", "path": str(args.input), "sha256": source.source_sha256,
+                    "is_counts": source.is_counts},
+        provenance=provenance(artifact_sha256=sha256_file(args.artifact), input_sha256=source.source_sha256,
                               hardware_profile=network.profile.name, energy_profile=str(args.energy_profile),
                               artifact_provenance=network.provenance),
         profile=reporting.profile_section(network), fidelity=evaluation.fidelity,
@@ -60,12 +61,3 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {', '.join(str(outdir / name) for name in OUT_FILES)}")
     return 0
-
-
-def _float_reference(network, artifact: str):
-    """The artifact's float model's ``run`` for the fidelity figures; None without PyTorch or a float model."""
-    if network.float_model is None or importlib.util.find_spec("torch") is None:
-        return None
-    from silif_deploy.converters.artifact import float_model_from_artifact
-
-    return float_model_from_artifact(artifact).run

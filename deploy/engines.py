@@ -8,13 +8,19 @@ a :class:`~silif_deploy.hw_models.run_result.RunResult` with the same keys.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from silif_deploy.converters.files import require_file
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.run_result import RunResult
+
+if TYPE_CHECKING:  # the simulator's modules import numba: only the fixed and Lava engines need it
+    from silif_deploy.hw_models.network import FixedPointNetwork
 
 ENGINES = ("float", "fixed", "lava")
 ARTIFACT_SUFFIX = ".loihi2.h5"
@@ -56,27 +62,47 @@ def load_float_model(path: str | os.PathLike, model_type: str | None = None, ini
     return float_model_from_artifact(path)
 
 
-def run_engine(
+@dataclass
+class Engine:
+    """A model opened on one engine: ``run(x)`` runs one (batch, time, channels) batch.
+
+    ``counts_only``: the model takes event counts only (an artifact quantized for counts sends its
+    input as it is), so the input is opened with :func:`~silif_deploy.converters.datasets.open_input`'s
+    ``counts_only``, and ``max_count`` (the largest count its input payload carries) as its
+    ``max_count``. Open the input with ``n_channels=n_inputs``.
+    """
+
+    name: str
+    n_inputs: int
+    hidden_sizes: list[int]
+    counts_only: bool
+    run: Callable[[np.ndarray], RunResult]
+    network: FixedPointNetwork | None = None
+    float_model: object | None = None
+    max_count: int | None = None
+
+
+def open_engine(
     path: str | os.PathLike,
-    x: np.ndarray,
     engine: str | None = None,
     model_type: str | None = None,
     record_states: bool = False,
-    batch_size: int = 256,
-) -> RunResult:
-    """Run ``x`` (batch, time, channels) through the model in ``path`` on ``engine``."""
+    keep_spikes: bool = True,
+) -> Engine:
+    """Open the model in ``path`` on ``engine`` (default: fixed for an artifact, float otherwise).
+    ``keep_spikes=False`` lets the fixed engine skip the hidden spike rasters (``spikes`` is empty;
+    ``diagnostics["spike_counts"]`` still counts them)."""
     engine = engine or default_engine(path)
     if engine not in ENGINES:
         raise SilifDeployError(f"unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}")
     if engine == "float" and source_kind(path) == "nir":
-        lossy = _lif_compat_run(path, x)
+        lossy = _lif_compat_engine(path)
         if lossy is not None:
             return lossy
     if engine == "float":
         model = load_float_model(path, model_type=model_type)
-        _check_channels(x, model.config.n_inputs)
-        parts = [model.run(x[i : i + batch_size], record_states=record_states) for i in range(0, len(x), batch_size)]
-        return RunResult.concatenate(parts)
+        return Engine("float", model.config.n_inputs, list(model.config.hidden_sizes), False,
+                      lambda x: model.run(x, record_states=record_states), float_model=model)
     if source_kind(path) != "artifact":
         raise SilifDeployError(
             f"engine '{engine}' runs a fixed-point artifact; make one first: silif-deploy export {path} --target loihi2"
@@ -84,51 +110,34 @@ def run_engine(
     from silif_deploy.converters.artifact import read_artifact
 
     network = read_artifact(path)
-    _check_channels(x, network.n_inputs)
-    if network.input_frac_bits == 0:
-        _check_counts(x, (1 << network.profile.input_message_bits) - 1)
+    counts_only = network.input_frac_bits == 0
+    max_count = (1 << network.profile.input_message_bits) - 1 if counts_only else None
+    sizes = [layer.size for layer in network.hidden]
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 
-        return simulate(network, x, record_states=record_states, batch_size=batch_size)
+        return Engine("fixed", network.n_inputs, sizes, counts_only,
+                      lambda x: simulate(network, x, record_states=record_states, batch_size=len(x),
+                                         keep_spikes=keep_spikes), network=network, max_count=max_count)
     from silif_deploy.converters.lava_backend import require_lava
 
     require_lava()
     from silif_deploy.converters.lava_backend.runner import run_lava
 
-    return run_lava(network, x, record_states=record_states)
+    return Engine("lava", network.n_inputs, sizes, counts_only, lambda x: run_lava(network, x, record_states=record_states),
+                  network=network, max_count=max_count)
 
 
-def _lif_compat_run(path: str | os.PathLike, x: np.ndarray) -> RunResult | None:
+def _lif_compat_engine(path: str | os.PathLike) -> Engine | None:
     """A lif-compat NIR file runs as snntorch reads it, labelled lossy on stderr; else None."""
     import sys
 
     from silif_deploy.converters.nir_import import read_nir
-    from silif_deploy.converters.nir_lif_compat import LOSSY_LABEL, is_lif_compat, run_lif_compat
+    from silif_deploy.converters.nir_lif_compat import LOSSY_LABEL, is_lif_compat, layer_sizes, run_lif_compat
 
     graph = read_nir(path)
     if not is_lif_compat(graph):
         return None
-    _check_channels(x, int(next(n for n in graph.nodes.values() if type(n).__name__ == "Input").output_type["output"][0]))
     print(f"note: '{path}': {LOSSY_LABEL}", file=sys.stderr)
-    return run_lif_compat(graph, x)
-
-
-def _check_channels(x: np.ndarray, n_inputs: int) -> None:
-    if x.shape[-1] != n_inputs:
-        raise SilifDeployError(f"input has {x.shape[-1]} channels, the model expects {n_inputs}")
-
-
-def _check_counts(x: np.ndarray, limit: int) -> None:
-    """An artifact quantized for event counts (input_frac_bits 0) sends its input as it is: refuse
-    values that are not counts, or counts its payload cannot carry, rather than round or clip them silently."""
-    if x.size and (np.min(x) < 0 or not np.array_equal(x, np.floor(x))):
-        raise SilifDeployError(
-            "input holds negative or fractional values, but this artifact takes event counts (non-negative "
-            "integers); fix the input, or re-export with --calibrate on real-valued data"
-        )
-    if x.size and np.max(x) > limit:
-        raise SilifDeployError(
-            f"input holds counts up to {np.max(x):.6g}, but this artifact's input payload carries at most {limit} "
-            "per step and channel; bin the events more finely or re-export with a wider input_message_bits"
-        )
+    n_inputs, *hidden, _ = layer_sizes(graph)
+    return Engine("float-lif-compat", n_inputs, hidden, False, lambda x: run_lif_compat(graph, x))

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from silif_deploy.converters.artifact import read_artifact, write_artifact
+from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
 from silif_deploy.deploy import energy_report, reporting
 from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
+from silif_deploy.deploy.progress import progress
 from silif_deploy.hw_models import metrics
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.profile import HardwareProfile, load_profile
@@ -76,29 +77,34 @@ class ExportResult:
     seconds: float
 
 
-def calibration_ranges(model, x: np.ndarray, batch_size: int = reporting.EVAL_BATCH) -> tuple[list[float], float]:
-    """:func:`~silif_deploy.converters.float_params.state_ranges` over ``x`` in batches (max over batches)."""
+def calibration_ranges(model, source: InputSource, batch_size: int = reporting.EVAL_BATCH) -> tuple[list[float], float]:
+    """:func:`~silif_deploy.converters.float_params.state_ranges` over ``source`` in one pass (max over batches)."""
     from silif_deploy.converters.float_params import state_ranges
 
     hidden, readout = None, 0.0
-    for start in tqdm(range(0, len(x), batch_size), desc="calibrating", unit="batch", disable=len(x) <= batch_size):
-        h, r = state_ranges(model, x[start : start + batch_size])
-        hidden = h if hidden is None else [max(a, b) for a, b in zip(hidden, h)]
-        readout = max(readout, r)
+    with progress(len(source), "calibrating (float)") as bar:
+        for xb in source.chunks(batch_size):
+            h, r = state_ranges(model, xb)
+            hidden = h if hidden is None else [max(a, b) for a, b in zip(hidden, h)]
+            readout = max(readout, r)
+            bar.update(len(xb))
     return hidden, readout  # type: ignore[return-value]
 
 
-def quantize_model(model, hw: HardwareProfile, x: np.ndarray | None = None, netx: bool = False) -> FixedPointNetwork:
-    """Quantize a float model under ``hw``; with a calibration input ``x``, from its float state
-    ranges; ``netx`` puts the readout on lava-dl netx's grid (:func:`~silif_deploy.converters.quantize.quantize`)."""
+def quantize_model(model, hw: HardwareProfile, x: InputSource | np.ndarray | None = None,
+                   netx: bool = False) -> FixedPointNetwork:
+    """Quantize a float model under ``hw``; with a calibration input ``x``, from its float state ranges
+    (one float pass over ``x``); ``netx`` puts the readout on lava-dl netx's grid
+    (:func:`~silif_deploy.converters.quantize.quantize`)."""
     from silif_deploy.converters.float_params import float_network
     from silif_deploy.converters.quantize import quantize
 
     if x is None:
         return quantize(float_network(model), hw, netx=netx)
-    ranges, readout_range = calibration_ranges(model, x)
-    return quantize(float_network(model), hw, state_ranges=ranges, readout_range=readout_range, calibration_input=x,
-                    netx=netx)
+    source = InputSource.from_array(x) if isinstance(x, np.ndarray) else x
+    ranges, readout_range = calibration_ranges(model, source)
+    return quantize(float_network(model), hw, state_ranges=ranges, readout_range=readout_range,
+                    calibration_input=source.stats, netx=netx)
 
 
 def export_loihi2(
@@ -114,7 +120,6 @@ def export_loihi2(
 
     ``model``: the float model of ``model_path`` when the caller has loaded it already.
     """
-    from silif_deploy.converters.datasets import load_input
     from silif_deploy.converters.nir_export import write_nir
     from silif_deploy.converters.nir_import import model_from_nir_file
     from silif_deploy.deploy.cmd_export import model_name
@@ -122,7 +127,7 @@ def export_loihi2(
     started = time.perf_counter()
     hw = load_profile(profile)
     model = model if model is not None else load_float_model(model_path, model_type=model_type)
-    data = load_input(calibrate, n_channels=model.config.n_inputs) if calibrate is not None else None
+    data = open_input(calibrate, n_channels=model.config.n_inputs) if calibrate is not None else None
     out = Path(outdir)
     name = model_name(Path(model_path))
     source_sha256 = sha256_file(model_path)
@@ -132,7 +137,7 @@ def export_loihi2(
         nir_path, artifact_path, json_path, md_path, png_path = (stage / f for f in files)
         write_nir(model, nir_path, source_sha256=source_sha256)
         nir_model = model_from_nir_file(nir_path)
-        network = quantize_model(nir_model, hw, None if data is None else data.x)
+        network = quantize_model(nir_model, hw, data)
         network.provenance = provenance(
             source_checkpoint=Path(model_path).name, source_sha256=source_sha256,
             nir_sha256=sha256_file(nir_path), model_type=model.config.model_type,
@@ -145,15 +150,15 @@ def export_loihi2(
 
         network = read_artifact(artifact_path)
         if data is not None:
-            x, labels = data.x, data.labels
+            source = data
             input_info = {"kind": "file", "path": str(calibrate), "sha256": data.source_sha256, "is_counts": data.is_counts}
         else:
             probe = probe or SyntheticProbe()
-            x, labels = probe.generate(network.n_inputs), None
+            source = InputSource.from_array(probe.generate(network.n_inputs))
             input_info = {"kind": "synthetic-probe", "probe": asdict(probe), "is_counts": True}
         description = metrics.describe_fixed(network)
-        evaluation = reporting.evaluate(description, x, lambda xb: simulate(network, xb), model.run, labels,
-                                        desc="fixed + float runs")
+        evaluation = reporting.evaluate(description, source, lambda xb: simulate(network, xb), model.run,
+                                        desc="fixed point + float")
         report = metrics.build_report(
             description, evaluation.tally, input_info=input_info,
             provenance=provenance(artifact_sha256=sha256_file(artifact_path), input_sha256=input_info.get("sha256"),

@@ -10,17 +10,20 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-from tqdm import tqdm
 
-from silif_deploy.converters.datasets import InputData
+from silif_deploy.converters.datasets import InputSource
 from silif_deploy.converters.files import atomic_output, provenance, sha256_file
 from silif_deploy.deploy import energy_report
+from silif_deploy.deploy.progress import progress
 from silif_deploy.hw_models import metrics
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.run_result import RunResult
+
+if TYPE_CHECKING:
+    from silif_deploy.deploy.engines import Engine
 
 EVAL_BATCH = 32
 
@@ -50,28 +53,39 @@ def _first_sample(fixed: RunResult, reference: RunResult | None) -> SampleTrace:
 
 def evaluate(
     description: metrics.NetworkDescription,
-    x: np.ndarray,
+    source: InputSource,
     run: Callable[[np.ndarray], RunResult],
     reference: Callable[[np.ndarray], RunResult] | None = None,
-    labels: np.ndarray | None = None,
     batch_size: int = EVAL_BATCH,
     desc: str = "evaluating",
 ) -> Evaluation:
-    """Run ``run`` (and ``reference``, the float model) over ``x`` in batches and tally both."""
+    """Run ``run`` (and ``reference``, the float model) over ``source`` in one pass and tally both."""
     tally = fidelity = trace = None
-    for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=len(x) <= batch_size):
-        xb = x[start : start + batch_size]
-        lb = None if labels is None else labels[start : start + batch_size]
-        out = run(xb)
-        ref = reference(xb) if reference is not None else None
-        t = metrics.tally_run(description, xb, out, lb)
-        tally = t if tally is None else tally + t
-        if ref is not None:
-            f = metrics.tally_fidelity(out, ref)
-            fidelity = f if fidelity is None else fidelity + f
-        if trace is None:
-            trace = _first_sample(out, ref)
+    with progress(len(source), desc) as bar:
+        for xb, lb in source.batches(batch_size):
+            out = run(xb)
+            ref = reference(xb) if reference is not None else None
+            t = metrics.tally_run(description, xb, out, lb)
+            tally = t if tally is None else tally + t
+            if ref is not None:
+                f = metrics.tally_fidelity(out, ref)
+                fidelity = f if fidelity is None else fidelity + f
+            if trace is None:
+                trace = _first_sample(out, ref)
+            bar.update(len(xb))
     return Evaluation(tally, fidelity, trace)  # type: ignore[arg-type]
+
+
+def float_reference(network: FixedPointNetwork, artifact: str | os.PathLike) -> Callable[[np.ndarray], RunResult] | None:
+    """The ``run`` of the float model an artifact carries, for fidelity figures; None without PyTorch
+    or a float model."""
+    import importlib.util
+
+    if network.float_model is None or importlib.util.find_spec("torch") is None:
+        return None
+    from silif_deploy.converters.artifact import float_model_from_artifact
+
+    return float_model_from_artifact(artifact).run
 
 
 def profile_section(network: FixedPointNetwork) -> dict[str, Any]:
@@ -275,65 +289,55 @@ def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.Pat
 # ``simulate --report``.
 
 
-def write_simulation_report(
-    model_path: str | os.PathLike,
-    data: InputData,
-    result: RunResult,
-    path: str | os.PathLike,
-    engine: str | None = None,
-    model_type: str | None = None,
-) -> dict[str, Any]:
-    """Write the per-layer report of ``result`` (the run of ``model_path`` on ``data``) to ``path``.
+class SimulationReport:
+    """The per-layer report of a ``simulate`` run, tallied batch by batch as the run passes.
 
     A fixed-point (or Lava) run of an artifact is compared with the float model the artifact
-    carries when PyTorch is available (``fidelity``); a float run reports the float model's counts.
+    carries, on the same batch, when PyTorch is available (``fidelity``); a float run reports the
+    float model's counts.
     """
-    from silif_deploy.deploy.engines import default_engine, load_float_model, source_kind
 
-    engine = engine or default_engine(model_path)
-    record = {"model_sha256": sha256_file(model_path), "input_sha256": data.source_sha256}
-    input_info = {"kind": "file", "sha256": data.source_sha256, "is_counts": data.is_counts}
-    kwargs: dict[str, Any] = {}
-    if source_kind(model_path) == "artifact":
-        from silif_deploy.converters.artifact import read_artifact
+    def __init__(self, model_path: str | os.PathLike, engine: Engine, model_type: str | None = None):
+        from silif_deploy.deploy.engines import source_kind
 
-        network = read_artifact(model_path)
-        model = model_section(network, model_path)
-        if engine == "float":
-            description = metrics.describe_float(network.float_model["config"], network.float_model["state_dict"])
+        self.record: dict[str, Any] = {"model_sha256": sha256_file(model_path)}
+        self.kwargs: dict[str, Any] = {}
+        self.reference: Callable[[np.ndarray], RunResult] | None = None
+        if source_kind(model_path) == "artifact":
+            from silif_deploy.converters.artifact import read_artifact
+
+            network = engine.network or read_artifact(model_path)
+            self.model = model_section(network, model_path)
+            if engine.name == "float":
+                self.description = metrics.describe_float(network.float_model["config"], network.float_model["state_dict"])
+            else:
+                self.description = metrics.describe_fixed(network)
+                self.record["hardware_profile"] = network.profile.name
+                self.kwargs.update(profile=profile_section(network), quantization=network.quantization)
+                self.reference = float_reference(network, model_path)
+            self.record["artifact_provenance"] = artifact_provenance(network)
         else:
-            description = metrics.describe_fixed(network)
-            record["hardware_profile"] = network.profile.name
-            kwargs.update(profile=profile_section(network), quantization=network.quantization,
-                          fidelity=_fidelity_against_float(network, model_path, data.x, result))
-        record["artifact_provenance"] = artifact_provenance(network)
-    else:
-        float_model = load_float_model(model_path, model_type=model_type)
-        cfg = float_model.config.to_dict()
-        description = metrics.describe_float(cfg, {k: v.numpy() for k, v in float_model.state_dict().items()})
-        model = {"source": Path(model_path).name, "n_inputs": cfg["n_inputs"],
-                 "hidden_sizes": cfg["hidden_sizes"], "n_classes": cfg["n_classes"]}
-    tally = metrics.tally_run(description, data.x, result, data.labels)
-    report = metrics.build_report(description, tally, input_info=input_info,
-                                  provenance=provenance(**record), model=model, **kwargs)
-    write_json(report, path)
-    return report
+            float_model = engine.float_model
+            cfg = float_model.config.to_dict()  # type: ignore[union-attr]
+            self.description = metrics.describe_float(cfg, {k: v.numpy() for k, v in float_model.state_dict().items()})  # type: ignore[union-attr]
+            self.model = {"source": Path(model_path).name, "n_inputs": cfg["n_inputs"],
+                          "hidden_sizes": cfg["hidden_sizes"], "n_classes": cfg["n_classes"]}
+        self.tally: metrics.RunTally | None = None
+        self.fidelity: metrics.FidelityTally | None = None
 
+    def add(self, x: np.ndarray, result: RunResult, labels: np.ndarray | None) -> None:
+        """Tally one batch ``x`` and its ``result`` (and the float reference's run of ``x``)."""
+        t = metrics.tally_run(self.description, x, result, labels)
+        self.tally = t if self.tally is None else self.tally + t
+        if self.reference is not None:
+            f = metrics.tally_fidelity(result, self.reference(x))
+            self.fidelity = f if self.fidelity is None else self.fidelity + f
 
-def _fidelity_against_float(network: FixedPointNetwork, artifact: str | os.PathLike, x: np.ndarray,
-                            fixed: RunResult) -> metrics.FidelityTally | None:
-    """Tally ``fixed`` against the artifact's float model; None without PyTorch or a float model."""
-    import importlib.util
-
-    if network.float_model is None or importlib.util.find_spec("torch") is None:
-        return None
-    from silif_deploy.converters.artifact import float_model_from_artifact
-
-    model = float_model_from_artifact(artifact)
-    tally = None
-    for start in tqdm(range(0, len(x), EVAL_BATCH), desc="float reference", unit="batch", disable=len(x) <= EVAL_BATCH):
-        window = slice(start, start + EVAL_BATCH)
-        part = RunResult(fixed.scores[window], [s[window] for s in fixed.spikes], fixed.readout_u[window])
-        t = metrics.tally_fidelity(part, model.run(x[window]))
-        tally = t if tally is None else tally + t
-    return tally
+    def write(self, path: str | os.PathLike, source: InputSource) -> dict[str, Any]:
+        """Write the report (JSON) of the batches added, all of ``source``."""
+        input_info = {"kind": "file", "sha256": source.source_sha256, "is_counts": source.is_counts}
+        report = metrics.build_report(self.description, self.tally, input_info=input_info,  # type: ignore[arg-type]
+                                      provenance=provenance(**self.record, input_sha256=source.source_sha256),
+                                      model=self.model, fidelity=self.fidelity, **self.kwargs)
+        write_json(report, path)
+        return report

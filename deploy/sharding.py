@@ -441,10 +441,12 @@ def cached_float_model(path: str, model_type: str | None = None):
 def simulate_shard(data: InputData, model_path: str, engine: str | None = None, model_type: str | None = None,
                    record_states: bool = False, batch_size: int = 256):
     """``simulate``'s run of one shard: a :class:`~silif_deploy.hw_models.run_result.RunResult`."""
-    from silif_deploy.deploy.engines import run_engine
+    from silif_deploy.converters.datasets import InputSource
+    from silif_deploy.deploy.engines import open_engine
+    from silif_deploy.hw_models.run_result import RunResult
 
-    return run_engine(model_path, data.x, engine=engine, model_type=model_type, record_states=record_states,
-                      batch_size=batch_size)
+    opened = open_engine(model_path, engine, model_type=model_type, record_states=record_states)
+    return RunResult.concatenate([opened.run(x) for x, _ in InputSource.from_array(data.x).batches(batch_size)])
 
 
 def evaluate_shard(data: InputData, artifact_path: str):
@@ -453,6 +455,7 @@ def evaluate_shard(data: InputData, artifact_path: str):
     import importlib.util
 
     from silif_deploy.converters.artifact import read_artifact
+    from silif_deploy.converters.datasets import InputSource
     from silif_deploy.deploy import reporting
     from silif_deploy.hw_models import metrics
     from silif_deploy.hw_models.simulator import simulate
@@ -461,8 +464,8 @@ def evaluate_shard(data: InputData, artifact_path: str):
     reference = None
     if network.float_model is not None and importlib.util.find_spec("torch") is not None:
         reference = cached_float_model(artifact_path).run
-    return reporting.evaluate(metrics.describe_fixed(network), data.x, lambda xb: simulate(network, xb), reference,
-                              data.labels, desc="shard")
+    return reporting.evaluate(metrics.describe_fixed(network), InputSource.from_array(data.x, data.labels),
+                              lambda xb: simulate(network, xb), reference, desc="shard")
 
 
 def merge_evaluations(parts: list[Any]):

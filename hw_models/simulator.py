@@ -92,13 +92,15 @@ def simulate_batches(
         yield outputs.result()
 
 
-def simulate(network: FixedPointNetwork, x: np.ndarray, record_states: bool = False, batch_size: int = 256) -> RunResult:
+def simulate(network: FixedPointNetwork, x: np.ndarray, record_states: bool = False, batch_size: int = 256,
+             keep_spikes: bool = True) -> RunResult:
     """Simulate (batch, T, channels) inputs; outputs aligned to the float model's time steps.
 
     The same as joining :func:`simulate_batches`, without the copies: batches fill one set of arrays.
+    ``keep_spikes`` as in :func:`simulate_batches`.
     """
     prepared = _prepared(network)
-    outputs = _AlignedOutputs(network, x.shape[0], x.shape[1], record_states, keep_spikes=True)
+    outputs = _AlignedOutputs(network, x.shape[0], x.shape[1], record_states, keep_spikes)
     for at in range(0, x.shape[0], batch_size):
         outputs.fill(prepared, x[at : at + batch_size], at)
     return outputs.result()

@@ -412,7 +412,7 @@ def test_cli_simulate_good_npy(tmp_path, capsys):
     np.save(x_path, x)
     out = tmp_path / "OUT.npz"
     rc = main(["simulate", str(ckpt), "--input", str(x_path), "--out", str(out), "--engine", "float",
-               "--batch-size", "2"])
+               "--batch-size", "2", "--record", "spikes,readout"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "layer 0" in captured.out

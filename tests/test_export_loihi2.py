@@ -117,7 +117,8 @@ def test_wide_profile_agrees_above_99_percent_in_every_layer(model, tmp_path, ca
 def test_simulate_artifact_fixed_by_default_with_integer_states(default_export, golden, tmp_path, capsys):
     artifact, _ = default_export
     out = tmp_path / "out.npz"
-    code, _ = _simulate(capsys, artifact, "--input", golden, "--out", out, "--record-states")
+    code, _ = _simulate(capsys, artifact, "--input", golden, "--out", out, "--record-states",
+                        "--record", "spikes,readout")
     assert code == 0
     with np.load(out) as f:
         assert {"scores", "prediction", "readout_u", "spikes_0", "spikes_1"} <= set(f.files)
@@ -132,7 +133,7 @@ def test_float_engine_on_the_artifact_is_the_checkpoint_float_run(default_export
     runs = {}
     for name, model in (("artifact", artifact), ("checkpoint", checkpoint_path("silif"))):
         out = tmp_path / f"{name}.npz"
-        assert _simulate(capsys, model, "--input", golden, "--out", out, "--engine", "float")[0] == 0
+        assert _simulate(capsys, model, "--input", golden, "--out", out, "--engine", "float", "--record", "spikes")[0] == 0
         with np.load(out) as f:
             runs[name] = {k: f[k] for k in f.files}
     assert runs["artifact"].keys() == runs["checkpoint"].keys()
@@ -264,7 +265,8 @@ def test_same_artifact_and_input_give_identical_outputs(default_export, golden, 
     runs = []
     for i, (inp, batch) in enumerate([(golden, 4), (golden, 4), (golden, 1), (shuffled, 3)]):
         out = tmp_path / f"run{i}.npz"
-        assert _simulate(capsys, artifact, "--input", inp, "--out", out, "--batch-size", batch, "--record-states")[0] == 0
+        assert _simulate(capsys, artifact, "--input", inp, "--out", out, "--batch-size", batch, "--record-states",
+                         "--record", "spikes,readout")[0] == 0
         with np.load(out) as f:
             arrays = {k: f[k] for k in f.files}
         if inp is shuffled:

@@ -384,7 +384,8 @@ def test_simulate_nir_matches_the_checkpoint(silif_file, golden_exports, tmp_pat
     outputs = []
     for model in (silif_file, checkpoint_path("silif")):
         out = tmp_path / f"{len(outputs)}.npz"
-        assert main(["simulate", str(model), "--input", str(x), "--out", str(out), "--engine", "float"]) == 0
+        assert main(["simulate", str(model), "--input", str(x), "--out", str(out), "--engine", "float",
+                     "--record", "spikes,readout"]) == 0
         with np.load(out) as f:
             outputs.append({k: f[k] for k in f.files})
     assert outputs[0].keys() == outputs[1].keys() >= {"scores", "prediction", "spikes_0", "spikes_1", "readout_u"}

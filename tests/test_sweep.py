@@ -187,9 +187,9 @@ def test_map_shards_matches_the_one_pass_predictions(two_workers, tmp_path):
 
 def test_map_shards_simulate_and_report_helpers_match_one_pass(two_workers, tmp_path):
     from silif_deploy.converters.artifact import float_model_from_artifact, read_artifact, write_artifact
-    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.converters.datasets import InputSource, load_input
     from silif_deploy.deploy import reporting
-    from silif_deploy.deploy.engines import load_float_model, run_engine
+    from silif_deploy.deploy.engines import load_float_model, open_engine
     from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models import metrics
     from silif_deploy.hw_models.run_result import RunResult
@@ -202,7 +202,7 @@ def test_map_shards_simulate_and_report_helpers_match_one_pass(two_workers, tmp_
     write_artifact(network, artifact)
     x = load_input(DATA).x[:64]
     np.save(tmp_path / "x.npy", x)
-    whole = run_engine(artifact, x)
+    whole = open_engine(artifact).run(x)
     joined = RunResult.concatenate(sharding.map_shards(two_workers, sharding.simulate_shard, tmp_path / "x.npy",
                                                        artifact, shard_size=24))
     np.testing.assert_array_equal(joined.readout_u, whole.readout_u)
@@ -211,7 +211,7 @@ def test_map_shards_simulate_and_report_helpers_match_one_pass(two_workers, tmp_
 
     network = read_artifact(artifact)
     description = metrics.describe_fixed(network)
-    one_pass = reporting.evaluate(description, x, lambda xb: simulate(network, xb), float_model_from_artifact(artifact).run)
+    one_pass = reporting.evaluate(description, InputSource.from_array(x), lambda xb: simulate(network, xb), float_model_from_artifact(artifact).run)
     sharded = sharding.merge_evaluations(sharding.map_shards(two_workers, sharding.evaluate_shard, tmp_path / "x.npy",
                                                              artifact, shard_size=reporting.EVAL_BATCH))
 

@@ -1,0 +1,158 @@
+"""Streaming inputs and outputs, start-up imports, progress and Ctrl-C of the CLI.
+
+What each test proves: the chunk readers give the bytes ``np.load`` gives (an independent reader)
+whatever the chunk size; ``simulate``'s two output formats hold the same values as the in-memory
+``simulate`` of the whole input (packed spikes unpack to its rasters), with provenance; an
+interrupted run leaves no file; start-up imports no heavy module for a light command.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from random_networks import float_network
+
+from silif_deploy.converters.artifact import write_artifact
+from silif_deploy.converters.datasets import open_input
+from silif_deploy.converters.files import sha256_file
+from silif_deploy.converters.quantize import quantize
+from silif_deploy.deploy import engines
+from silif_deploy.deploy.cli import main
+from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models.profile import load_profile
+from silif_deploy.hw_models.simulator import simulate
+
+N_INPUTS, N_CLASSES = 12, 4
+
+
+def counts(n: int, steps: int = 15, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random((n, steps, N_INPUTS)) < 0.2, rng.integers(1, 4, (n, steps, N_INPUTS)), 0).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    network = quantize(float_network(rng, "silif", [N_INPUTS, 9, 7], N_CLASSES), load_profile("loihi2"))
+    path = tmp_path_factory.mktemp("art") / "net.loihi2.h5"
+    write_artifact(network, path)
+    return path, network
+
+
+@pytest.mark.parametrize("size", [1, 4, 7, 64])
+def test_chunk_readers_give_np_load_bytes(tmp_path, size):
+    x = counts(11)
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "plain.npz", input=x, labels=np.arange(11))
+    np.savez_compressed(tmp_path / "zipped.npz", x=x)
+    for name in ("x.npy", "plain.npz", "zipped.npz"):
+        source = open_input(tmp_path / name)
+        parts = list(source.chunks(size))
+        assert [len(p) for p in parts] == [min(size, 11 - i) for i in range(0, 11, size)]
+        assert np.concatenate(parts).tobytes() == x.tobytes() and all(p.flags.writeable for p in parts)
+        assert source.is_counts and source.stats.peak == x.max() and source.source_sha256 == sha256_file(tmp_path / name)
+    assert open_input(tmp_path / "plain.npz").labels.tolist() == list(range(11))
+
+
+def test_a_bad_chunk_is_refused_where_it_enters(tmp_path):
+    x = counts(9).astype(np.float32)
+    x[7, 3, 2] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    source = open_input(tmp_path / "x.npy")
+    with pytest.raises(SilifDeployError, match="NaN"):
+        for _ in source.chunks(4):
+            pass
+
+
+@pytest.mark.parametrize("record", [None, "spikes,readout,states"])
+def test_h5_and_npz_outputs_hold_the_in_memory_run(artifact, tmp_path, capsys, record):
+    path, network = artifact
+    x = counts(10)
+    np.savez(tmp_path / "in.npz", x=x, labels=np.arange(10) % N_CLASSES)
+    expected = simulate(network, x, record_states=True)
+    extra = ["--record", record] if record else []
+    for out in ("o.h5", "o.npz"):
+        assert main(["simulate", str(path), "--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / out),
+                     "--batch-size", "3", *extra]) == 0, capsys.readouterr().err
+    with h5py.File(tmp_path / "o.h5") as f, np.load(tmp_path / "o.npz") as z:
+        assert sorted(f.keys()) == sorted(z.files)
+        for key in ("scores", "prediction", "labels", "spike_counts", "overflow_events"):
+            np.testing.assert_array_equal(f[key][()], z[key], err_msg=key)
+        np.testing.assert_array_equal(z["scores"], expected.scores)
+        np.testing.assert_array_equal(z["spike_counts"], [[s[b].sum() for s in expected.spikes] for b in range(10)])
+        if record:
+            for i, s in enumerate(expected.spikes):
+                n = f[f"spikes_{i}"].attrs["n_neurons"]
+                np.testing.assert_array_equal(np.unpackbits(f[f"spikes_{i}"][()], axis=-1)[..., :n].astype(bool), s)
+                np.testing.assert_array_equal(z[f"spikes_{i}"], s)
+            np.testing.assert_array_equal(z["readout_u"], expected.readout_u)
+            np.testing.assert_array_equal(f["state_v_readout"][()], expected.states["v_readout"])
+        else:
+            assert not any(k.startswith(("spikes_", "readout", "state_")) for k in z.files)
+        prov = json.loads(f.attrs["provenance"])
+        assert prov["input_sha256"] == sha256_file(tmp_path / "in.npz") and prov["engine"] == "fixed"
+        assert prov["model_sha256"] == sha256_file(path) and prov["hardware_profile"] == "loihi2"
+        assert json.loads(zipfile.ZipFile(tmp_path / "o.npz").comment)["format"] == "silif-deploy-simulation"
+        summary = json.loads(f.attrs["summary"])
+        assert summary["samples"] == 10 and [layer["neurons"] for layer in summary["layers"]] == [9, 7]
+
+
+def test_ctrl_c_leaves_no_output(artifact, tmp_path, capsys, monkeypatch):
+    path, _ = artifact
+    np.save(tmp_path / "in.npy", counts(10))
+    opened = engines.open_engine
+
+    def interrupted(*args, **kwargs):
+        engine = opened(*args, **kwargs)
+        calls = []
+
+        def run(x):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return engine_run(x)
+
+        engine_run, engine.run = engine.run, run
+        return engine
+
+    monkeypatch.setattr(engines, "open_engine", interrupted)
+    for out in ("o.h5", "o.npz"):
+        assert main(["simulate", str(path), "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / out),
+                     "--batch-size", "3", "--report", str(tmp_path / "r.json")]) == 130
+        assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]  # no output, no temporary file or folder
+
+
+def test_progress_bar_shows_samples_per_second(artifact, tmp_path, capsys, monkeypatch):
+    path, _ = artifact
+    np.save(tmp_path / "in.npy", counts(6))
+    monkeypatch.setenv("SILIF_DEPLOY_PROGRESS", "1")
+    assert main(["simulate", str(path), "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / "o.h5")]) == 0
+    assert "sample/s" in capsys.readouterr().err
+
+
+def test_unknown_record_choice_is_one_line(artifact, tmp_path, capsys):
+    path, _ = artifact
+    np.save(tmp_path / "in.npy", counts(2))
+    assert main(["simulate", str(path), "--input", str(tmp_path / "in.npy"), "--out", str(tmp_path / "o.h5"),
+                 "--record", "spikes,volts"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown choice 'volts'" in err
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_start_up_imports_only_the_chosen_command():
+    code = ("import sys\nfrom silif_deploy.deploy.cli import build_parser\n"
+            "build_parser(''); build_parser('inspect'); build_parser('simulate')\n"
+            "print(sorted(m for m in ('torch', 'scipy', 'matplotlib', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    helps = subprocess.run([sys.executable, "-m", "silif_deploy.deploy.cli", "--help"], capture_output=True, text=True)
+    assert all(name in helps.stdout for name in ("export", "simulate", "make-data", "compare"))
