@@ -99,7 +99,7 @@ def test_export_prints_lif_compat_agreement_and_simulate_runs_it(lif_compat, tes
     exact = load_model(checkpoint("silif")).run(test_x)
     assert found and int(found[2]) == 32 and int(found[1]) == int(np.sum(lossy.prediction == exact.prediction))
     result = out / "lossy.npz"
-    assert main(["simulate", str(path), "--input", str(data), "--out", str(result)]) == 0
+    assert main(["simulate", str(path), "--input", str(data), "--out", str(result), "--record", "readout"]) == 0
     assert "lossy lif-compat reading" in capsys.readouterr().err
     np.testing.assert_array_equal(np.load(result)["readout_u"], lossy.readout_u)
 
