@@ -317,6 +317,7 @@ def _check_binning(nb_steps: int, max_time: float, spatial_bin: int) -> None:
         raise SilifDeployError(f"spatial_bin must divide {N_UNITS} (e.g. 1, 5, 7, 10), got {spatial_bin}")
 
 
+@refuse_damaged("SHD/SSC file")
 def _spike_h5_header(path: Path) -> tuple[np.ndarray, list[str] | None, np.ndarray | None]:
     """(labels, class names, speakers) of an SHD/SSC file, after checking its layout."""
     with h5py.File(path, "r") as f:

@@ -74,6 +74,8 @@ def derived_profile_text(base: HardwareProfile, config: BitWidths, base_sha256: 
     its provenance. The edit keeps every other line (and comment) of the base as it is."""
     values = {("", "name"): f'"{config.profile_name(base.name)}"'}
     values.update({key: str(getattr(config, field)) for field, key in BIT_KEYS.items()})
+    bounded = _bounded_by_state(base, config.state_bits)
+    values.update({key: str(value) for key, value in bounded.items()})
     section, lines = "", []
     for line in base.source_text.splitlines():
         header = re.match(r"\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
@@ -85,8 +87,22 @@ def derived_profile_text(base: HardwareProfile, config: BitWidths, base_sha256: 
         lines.append(line)
     header = [f"# Derived by silif-deploy sweep from hardware profile '{base.name}' (sha256 {base_sha256}):",
               "# " + ", ".join(f"{'.'.join(key)} = {getattr(config, field)}" for field, key in BIT_KEYS.items()),
+              *([f"# {', '.join(f'{sec}.{key} = {value}' for (sec, key), value in bounded.items())}: narrowed so that "
+                 f"thresholds and biases fit {config.state_bits}-bit states"] if bounded else []),
               "# (every other line is the base profile's)."]
     return "\n".join(header + lines) + "\n"
+
+
+def _bounded_by_state(base: HardwareProfile, state_bits: int) -> dict[tuple[str, str], int]:
+    """The base's threshold and bias mantissas narrowed to what ``state_bits``-bit states hold (a
+    chip with narrower states has narrower thresholds): only those that need it."""
+    bounded = {}
+    threshold_bits = min(base.threshold_mantissa_bits, state_bits - base.threshold_exponent)
+    if threshold_bits != base.threshold_mantissa_bits:
+        bounded[("threshold", "mantissa_bits")] = threshold_bits
+    if base.bias_mantissa_bits > state_bits:
+        bounded[("bias", "mantissa_bits")] = state_bits
+    return bounded
 
 
 def derived_profile(base: HardwareProfile, config: BitWidths, base_sha256: str) -> tuple[str, HardwareProfile]:

@@ -84,8 +84,7 @@ def mutate_h5(src: Path, dst: Path, entry: tuple[str, str | None], kind: str, sp
         else:
             value = obj[()]
             new = _mutated(np.asarray(value), kind, special, rng)
-            if kind == "noop":
-                obj[...] = value
+            if kind == "noop":  # the copy is the unmutated file (rewriting a ragged vlen dataset would fail)
                 return
             del f[name]
             if new is not None:
