@@ -8,6 +8,7 @@ import numpy as np
 
 from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.input_checks import check_labels
+from silif_deploy.deploy import sharding
 from silif_deploy.deploy.engines import load_float_model, source_kind
 from silif_deploy.deploy.progress import progress
 from silif_deploy.errors import SilifDeployError
@@ -47,11 +48,17 @@ def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> I
 
 def fixed_and_float_predictions(
     model_path: str | os.PathLike, data_path: str | os.PathLike, binning: str | None = None,
-    profile: str | None = None, model_type: str | None = None,
+    profile: str | None = None, model_type: str | None = None, scheduler: str | None = None,
+    shard_size: int = BATCH,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (labels, float predictions, fixed-point predictions) over the whole data file, in one
-    pass (each batch runs on both; the hidden spike rasters are not kept)."""
+    pass (each batch runs on both; the hidden spike rasters are not kept); with a ``scheduler``
+    (:func:`~silif_deploy.deploy.sharding.scheduler_address`), as shards of ``shard_size`` samples
+    on that Dask cluster, whose workers read the data themselves."""
     model = load_float_model(model_path, model_type=model_type)
+    if sharding.scheduler_address(scheduler) is not None:
+        return _sharded_predictions(model, model_path, data_path, binning or model_binning(model), profile,
+                                    model_type, scheduler, shard_size)
     data = load_labelled(data_path, model, binning)
     network = fixed_network(model_path, model, profile)
     float_pred, fixed_pred = [], []
@@ -61,3 +68,14 @@ def fixed_and_float_predictions(
             fixed_pred.append(simulate(network, xb, batch_size=len(xb), keep_spikes=False).prediction)
             bar.update(len(xb))
     return data.labels, np.concatenate(float_pred), np.concatenate(fixed_pred)
+
+
+def _sharded_predictions(model, model_path, data_path, binning, profile, model_type, scheduler,
+                         shard_size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with sharding.dask_client(scheduler=scheduler) as client:
+        if not sharding.inspect_input(client, data_path, model.config.n_inputs, binning).labelled:
+            raise SilifDeployError(f"'{data_path}' has no labels; --data needs labelled samples (.h5, or .npz with 'labels')")
+        parts = sharding.map_shards(client, sharding.predictions_shard, data_path, str(model_path), profile, model_type,
+                                    shard_size=shard_size, binning=binning, desc="float + fixed point shards")
+    labels, float_pred, fixed_pred = (np.concatenate(column) for column in zip(*parts))
+    return check_labels(labels, str(data_path), model.config.n_classes), float_pred, fixed_pred

@@ -2,16 +2,18 @@
 
 One pass over the input, batch by batch: each batch is read, run, written to the output (see
 :mod:`.simulation_output`) and, with ``--report``, tallied; memory stays one batch whatever the
-number of samples.
+number of samples. With ``--scheduler`` the batches are shards of samples run on a Dask cluster
+(the workers read the input themselves), appended in shard order.
 """
 
 from __future__ import annotations
 
 import argparse
-
-from silif_deploy.deploy.engines import ENGINES
+import contextlib
+from collections.abc import Iterator
 
 from silif_deploy.deploy.arg_types import positive_int
+from silif_deploy.deploy.engines import ENGINES
 
 HELP = "run a checkpoint, NIR file or fixed-point artifact on an input and write OUT.h5 or OUT.npz"
 
@@ -30,19 +32,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record-states", action="store_true", help="the same as adding states to --record")
     p.add_argument("--report", default=None, help="write the per-layer report (JSON) for this input")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples per batch (>= 1)")
+    from silif_deploy.deploy.sharding import add_scheduler_argument
+
+    add_scheduler_argument(p, shard_size=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from silif_deploy.converters.datasets import open_input
     from silif_deploy.converters.files import atomic_output, provenance, sha256_file
+    from silif_deploy.deploy import sharding
     from silif_deploy.deploy.engines import open_engine
-    from silif_deploy.deploy.progress import progress
     from silif_deploy.deploy.simulation_output import SimulationWriter, output_format, parse_record
+    from silif_deploy.errors import SilifDeployError
 
     record = parse_record(args.record, states=args.record_states)
     fmt = output_format(args.out)
+    scheduler = sharding.scheduler_address(args.scheduler)
+    if scheduler is not None and args.report:
+        raise SilifDeployError("--report runs in this process; drop --scheduler, or run `silif-deploy report "
+                               "ARTIFACT --input X --scheduler ADDRESS` for the report of a large input")
     engine = open_engine(args.model, args.engine, model_type=args.model_type, record_states="states" in record,
                          keep_spikes="spikes" in record or args.report is not None)
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            source, report = _open_here(args, engine)
+            samples, batches = len(source), _run_here(source, engine, args.batch_size, report)
+        else:
+            client = stack.enter_context(sharding.dask_client(scheduler=scheduler))
+            source = report = None
+            info = sharding.inspect_input(client, args.input, engine.n_inputs)
+            samples = info.samples
+            batches = sharding.iter_shards(client, sharding.simulate_shard, args.input, args.model, args.engine,
+                                           args.model_type, "states" in record, args.batch_size, "spikes" in record,
+                                           shard_size=args.shard_size, desc=f"simulate ({engine.name}) shards")
+        with atomic_output(args.out) as tmp:
+            writer = SimulationWriter(tmp, fmt, samples, engine.hidden_sizes, record)
+            try:
+                for result, labels in batches:
+                    writer.append(result, labels)
+                network = engine.network
+                summary = writer.finish(provenance(
+                    input_sha256=info.sha256 if source is None else source.source_sha256,
+                    model_sha256=sha256_file(args.model), engine=engine.name,
+                    hardware_profile=None if network is None else network.profile.name,
+                    artifact_provenance=None if network is None else network.provenance,
+                    record=sorted(record),
+                ), labelled=info.labelled if source is None else source.labels is not None)
+            except BaseException:
+                writer.abort()
+                raise
+            if report is not None:
+                report.write(args.report, source)
+    _print_summary(summary)
+    return 0
+
+
+def _open_here(args: argparse.Namespace, engine):
+    """The input opened for ``engine`` (hashed in a thread meanwhile) and, with ``--report``, its report."""
+    from silif_deploy.converters.datasets import open_input
+
     source = open_input(args.input, n_channels=engine.n_inputs, counts_only=engine.counts_only,
                         max_count=engine.max_count)
     source.start_hashing()
@@ -51,30 +98,20 @@ def run(args: argparse.Namespace) -> int:
         from silif_deploy.deploy.reporting import SimulationReport
 
         report = SimulationReport(args.model, engine, model_type=args.model_type)
-    with atomic_output(args.out) as tmp:
-        writer = SimulationWriter(tmp, fmt, len(source), engine.hidden_sizes, record)
-        try:
-            with progress(len(source), f"simulate ({engine.name})") as bar:
-                for x, labels in source.batches(args.batch_size):
-                    result = engine.run(x)
-                    writer.append(result, labels)
-                    if report is not None:
-                        report.add(x, result, labels)
-                    bar.update(len(x))
-            network = engine.network
-            summary = writer.finish(provenance(
-                input_sha256=source.source_sha256, model_sha256=sha256_file(args.model), engine=engine.name,
-                hardware_profile=None if network is None else network.profile.name,
-                artifact_provenance=None if network is None else network.provenance,
-                record=sorted(record),
-            ), labelled=source.labels is not None)
-        except BaseException:
-            writer.abort()
-            raise
-        if report is not None:
-            report.write(args.report, source)
-    _print_summary(summary)
-    return 0
+    return source, report
+
+
+def _run_here(source, engine, batch_size: int, report) -> Iterator[tuple]:
+    """(result, labels) of each batch, run in this process (and tallied into ``report``)."""
+    from silif_deploy.deploy.progress import progress
+
+    with progress(len(source), f"simulate ({engine.name})") as bar:
+        for x, labels in source.batches(batch_size):
+            result = engine.run(x)
+            if report is not None:
+                report.add(x, result, labels)
+            yield result, labels
+            bar.update(len(x))
 
 
 def _print_summary(summary: dict) -> None:

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-accuracy-drop", type=finite_float, default=0.5, help="percentage points fixed point may lose, a finite number (default 0.5; a negative budget demands a gain)")
     p.add_argument("--profile", default=None, help="hardware profile when MODEL is a checkpoint (default loihi2)")
     p.add_argument("--model-type", default=None, help="for adLIF / cAdLIF checkpoints")
+    from silif_deploy.deploy.sharding import add_scheduler_argument
+
+    add_scheduler_argument(p, shard_size=True)  # for --data
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from silif_deploy.deploy.verification import accuracy_drop
 
     labels, float_pred, fixed_pred = fixed_and_float_predictions(
-        args.model, args.data, binning=args.binning, profile=args.profile, model_type=args.model_type
+        args.model, args.data, binning=args.binning, profile=args.profile, model_type=args.model_type,
+        scheduler=args.scheduler, shard_size=args.shard_size,
     )
     acc_float, acc_fixed, drop = accuracy_drop(float_pred, fixed_pred, labels)
     line = (f"float accuracy {100 * acc_float:.2f} %, fixed-point accuracy {100 * acc_fixed:.2f} %, "

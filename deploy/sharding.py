@@ -177,9 +177,15 @@ SCHEDULER_HELP = (f"an existing Dask scheduler: tcp://HOST:8786, or the JSON fil
                   f"wrote (default: ${SCHEDULER_ENV} when set); see docs/scaling.md")
 
 
-def add_scheduler_argument(p) -> None:
-    """The ``--scheduler`` option every command that shards its data takes."""
+def add_scheduler_argument(p, shard_size: bool = False) -> None:
+    """The ``--scheduler`` option every command that shards its data takes (and, with
+    ``shard_size``, ``--shard-size``: ``sweep`` words its own)."""
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
+    if shard_size:
+        from silif_deploy.deploy.arg_types import positive_int
+
+        p.add_argument("--shard-size", type=positive_int, default=DEFAULT_SHARD_SIZE,
+                       help=f"with --scheduler: samples per task (default {DEFAULT_SHARD_SIZE})")
 
 
 def scheduler_address(given: str | None) -> str | None:
@@ -412,6 +418,16 @@ def on_worker(client, fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args) if client is None else client.submit(fn, *args, pure=False).result()
 
 
+def inspect_input(client, data_path: str | os.PathLike, n_channels: int,
+                  binning: str | tuple[int, float] | None = None) -> DataInfo:
+    """:func:`inspect_data` on a worker, refusing an input whose channels the model does not take."""
+    info = on_worker(client, inspect_data, str(data_path), binning)
+    if info.channels != n_channels:
+        raise SilifDeployError(f"input '{data_path}' has {info.channels} channels but the model expects {n_channels}; "
+                               "check the input file or binning")
+    return info
+
+
 def _shard_call(fn, data_path: str, start: int, stop: int, binning, args: tuple) -> Any:
     with single_threaded_float():
         return fn(read_shard(data_path, start, stop, binning), *args)
@@ -439,14 +455,17 @@ def cached_float_model(path: str, model_type: str | None = None):
 
 
 def simulate_shard(data: InputData, model_path: str, engine: str | None = None, model_type: str | None = None,
-                   record_states: bool = False, batch_size: int = 256):
-    """``simulate``'s run of one shard: a :class:`~silif_deploy.hw_models.run_result.RunResult`."""
+                   record_states: bool = False, batch_size: int = 256, keep_spikes: bool = True):
+    """``simulate``'s run of one shard: (:class:`~silif_deploy.hw_models.run_result.RunResult`, labels
+    or None), its input checked as ``simulate`` checks it (counts only, payload) batch by batch."""
     from silif_deploy.converters.datasets import InputSource
     from silif_deploy.deploy.engines import open_engine
     from silif_deploy.hw_models.run_result import RunResult
 
-    opened = open_engine(model_path, engine, model_type=model_type, record_states=record_states)
-    return RunResult.concatenate([opened.run(x) for x, _ in InputSource.from_array(data.x).batches(batch_size)])
+    opened = open_engine(model_path, engine, model_type=model_type, record_states=record_states, keep_spikes=keep_spikes)
+    source = InputSource.from_array(data.x)
+    source.counts_only, source.max_count = opened.counts_only, opened.max_count
+    return RunResult.concatenate([opened.run(x) for x, _ in source.batches(batch_size)]), data.labels
 
 
 def evaluate_shard(data: InputData, artifact_path: str):

@@ -13,7 +13,12 @@ What each test proves:
 * a width the profile format cannot hold is a row with its one-line reason, and a derived profile
   is the base profile with exactly the three swept fields (and its name) changed;
 * :func:`map_shards` (the ``--scheduler`` helper for ``verify --data``) gives the predictions of the
-  one-pass :func:`fixed_and_float_predictions`, with and without Dask.
+  one-pass :func:`fixed_and_float_predictions`, with and without Dask;
+* ``simulate``, ``report`` and ``verify --data`` with ``--scheduler`` (the shards run on the
+  cluster, checked in its task stream) write the same arrays, report numbers and verdict as the
+  same command in this process: the in-process run is the independent path (its own reader and
+  batch loop); what they share is the engine, the writer and the tallies, which these tests do not
+  prove, only that sharding by sample range changes nothing.
 
 The synthetic-digit models (140 → 128 → 128 → 20) on a few dozen samples keep it to seconds.
 """
@@ -166,9 +171,9 @@ def test_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.strip().startswith("silif-deploy sweep: error: cannot reach the Dask scheduler")
 
 
-def test_bad_bit_list_is_a_usage_error(tmp_path):
-    # argument errors are one line and exit status 2 (main returns it rather than raising SystemExit)
+def test_bad_bit_list_is_a_usage_error(tmp_path, capsys):
     assert main(["sweep", SILIF, "--data", DATA, "--weight-bits", "4,x", "-o", str(tmp_path)]) == 2
+    assert "argument --weight-bits: '4,x' is not a comma-separated list of bit widths" in capsys.readouterr().err
 
 
 def test_map_shards_matches_the_one_pass_predictions(two_workers, tmp_path):
@@ -186,37 +191,93 @@ def test_map_shards_matches_the_one_pass_predictions(two_workers, tmp_path):
             np.testing.assert_array_equal(a, b)
 
 
-def test_map_shards_simulate_and_report_helpers_match_one_pass(two_workers, tmp_path):
-    from silif_deploy.converters.artifact import float_model_from_artifact, read_artifact, write_artifact
-    from silif_deploy.converters.datasets import InputSource, load_input
-    from silif_deploy.deploy import reporting
-    from silif_deploy.deploy.engines import load_float_model, open_engine
+@pytest.fixture(scope="module")
+def artifact_and_data(tmp_path_factory):
+    """The SiLIF model quantized under loihi2, carrying its float model, and 64 labelled samples."""
+    from silif_deploy.converters.artifact import write_artifact
+    from silif_deploy.converters.datasets import load_input
+    from silif_deploy.deploy.engines import load_float_model
     from silif_deploy.deploy.pipeline import quantize_model
-    from silif_deploy.hw_models import metrics
-    from silif_deploy.hw_models.run_result import RunResult
-    from silif_deploy.hw_models.simulator import simulate
 
+    folder = tmp_path_factory.mktemp("sharded")
     model = load_float_model(SILIF)
     network = quantize_model(model, BASE)
     network.float_model = {"config": model.config.to_dict(), "state_dict": {k: v.numpy() for k, v in model.state_dict().items()}}
-    artifact = str(tmp_path / "silif.loihi2.h5")
+    artifact = str(folder / "silif.loihi2.h5")
     write_artifact(network, artifact)
-    x = load_input(DATA).x[:64]
-    np.save(tmp_path / "x.npy", x)
-    whole = open_engine(artifact).run(x)
-    joined = RunResult.concatenate(sharding.map_shards(two_workers, sharding.simulate_shard, tmp_path / "x.npy",
-                                                       artifact, shard_size=24))
-    np.testing.assert_array_equal(joined.readout_u, whole.readout_u)
-    for a, b in zip(joined.spikes, whole.spikes):
-        np.testing.assert_array_equal(a, b)
+    data = load_input(DATA)
+    small = folder / "small.npz"
+    np.savez(small, x=data.x[:64], labels=data.labels[:64])
+    return artifact, str(small)
 
-    network = read_artifact(artifact)
-    description = metrics.describe_fixed(network)
-    one_pass = reporting.evaluate(description, InputSource.from_array(x), lambda xb: simulate(network, xb), float_model_from_artifact(artifact).run)
-    sharded = sharding.merge_evaluations(sharding.map_shards(two_workers, sharding.evaluate_shard, tmp_path / "x.npy",
-                                                             artifact, shard_size=reporting.EVAL_BATCH))
 
-    def report(evaluation):
-        return metrics.build_report(description, evaluation.tally, input_info={}, provenance={}, fidelity=evaluation.fidelity)
+def on_cluster(client, argv: list[str]) -> tuple[int, set[str]]:
+    """``main(argv)`` and the kinds of the tasks the cluster ran meanwhile."""
+    with distributed.get_task_stream(client) as stream:
+        code = main(argv)
+    return code, {str(t["key"]).split("/")[0] for t in stream.data}
 
-    assert json.dumps(report(sharded)) == json.dumps(report(one_pass))
+
+def test_simulate_on_a_scheduler_writes_the_same_arrays(two_workers, artifact_and_data, tmp_path):
+    import h5py
+
+    artifact, data = artifact_and_data
+    argv = ["simulate", artifact, "--input", data, "--record", "all", "--batch-size", "16"]
+    assert main([*argv, "--out", str(tmp_path / "here.h5")]) == 0
+    # shards of 24 samples, not a multiple of the batch: shard boundaries cannot change a sample's outputs
+    code, kinds = on_cluster(two_workers, [*argv, "--out", str(tmp_path / "sharded.h5"), "--shard-size", "24",
+                                           "--scheduler", two_workers.scheduler.address])
+    assert code == 0 and "simulate_shard" in kinds
+    with h5py.File(tmp_path / "here.h5") as here, h5py.File(tmp_path / "sharded.h5") as sharded:
+        assert set(sharded) == set(here) and {"labels", "spikes_0", "state_v_readout", "readout_u", "overflow_events"} <= set(here)
+        for name in here:
+            np.testing.assert_array_equal(sharded[name][()], here[name][()], err_msg=name)
+            assert sharded[name].dtype == here[name].dtype
+        attrs = [{k: np.asarray(v).tolist() for k, v in f.attrs.items()} for f in (here, sharded)]
+        provs = [json.loads(a.pop("provenance")) for a in attrs]
+        assert attrs[0] == attrs[1] and json.loads(attrs[0]["summary"])["samples"] == 64  # summary, record, format
+        for prov in provs:
+            prov.pop("created_utc")
+        assert provs[0] == provs[1]  # the same input and model hashes
+
+
+@pytest.mark.parametrize("shard_size", ["32", "64"])
+def test_report_on_a_scheduler_gives_the_same_numbers(two_workers, artifact_and_data, tmp_path, shard_size):
+    artifact, data = artifact_and_data
+    argv = ["report", artifact, "--input", data]
+    assert main([*argv, "-o", str(tmp_path / "here")]) == 0
+    code, kinds = on_cluster(two_workers, [*argv, "-o", str(tmp_path / "sharded"), "--shard-size", shard_size,
+                                           "--scheduler", two_workers.scheduler.address])
+    assert code == 0 and "evaluate_shard" in kinds
+    here, sharded = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("here", "sharded"))
+    for report in (here, sharded):
+        report["provenance"].pop("created_utc")
+    # 32 samples a shard is one evaluation batch: the float sums (readout error) are added in the
+    # same order; at 64 they are grouped by shard, and equal here to the last digit
+    assert here["fidelity"]["samples"] == 64 and here["totals"]["accuracy"] is not None
+    assert json.dumps(sharded) == json.dumps(here)
+
+
+def test_verify_data_on_a_scheduler_gives_the_same_verdict(two_workers, artifact_and_data, capsys):
+    _, data = artifact_and_data
+    argv = ["verify", SILIF, "--data", data, "--max-accuracy-drop", "-1"]  # a budget that fails: exit 1 both ways
+    assert main(argv) == 1
+    here = capsys.readouterr().out
+    code, kinds = on_cluster(two_workers, [*argv, "--shard-size", "20", "--scheduler", two_workers.scheduler.address])
+    assert code == 1 and "predictions_shard" in kinds
+    assert capsys.readouterr().out == here
+    assert here.startswith("FAILED: float accuracy") and "on 64 samples" in here
+
+
+@pytest.mark.parametrize("command", ["simulate", "report", "verify"])
+def test_every_sharding_command_says_when_the_scheduler_is_unreachable(command, artifact_and_data, tmp_path, capsys,
+                                                                        monkeypatch):
+    artifact, data = artifact_and_data
+    monkeypatch.setattr(sharding, "CONNECT_TIMEOUT_S", 1)
+    argv = {"simulate": ["simulate", artifact, "--input", data, "--out", str(tmp_path / "o.h5")],
+            "report": ["report", artifact, "--input", data, "-o", str(tmp_path / "r")],
+            "verify": ["verify", SILIF, "--data", data]}[command]
+    monkeypatch.setenv(sharding.SCHEDULER_ENV, "tcp://127.0.0.1:9")  # the variable alone sends the work there
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().startswith(f"silif-deploy {command}: error: cannot reach the Dask scheduler")
+    assert list(tmp_path.iterdir()) == []
