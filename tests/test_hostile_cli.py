@@ -282,7 +282,7 @@ CASES: list[Case] = [
         ("lr", "abc"), ("epochs", "0"), ("hidden", "0"), ("layers", "0"), ("pdrop", "1.0"), ("pdrop", "-0.1"),
         ("pdrop", "nan"), ("factor", "0"), ("factor", "1"), ("nb-steps", "1"), ("max-time", "0"),
         ("max-time", "nan"), ("valid-fraction", "1"), ("threads", "0"), ("patience", "0"), ("seed", "-1")]],
-    *[Case(f"verify-budget-{v}", f"verify {{ART}} --data {{XL}} --max-accuracy-drop={v}") for v in ("nan", "inf", "-inf", "abc")],
+    *[Case(f"verify-budget-{v}", f"verify {{ART}} --data {{XL}} --max-accuracy-drop={v}") for v in ("nan", "inf", "-inf", "abc", "-1", "-0.5")],
     *[Case(f"make-data-{opt}-{v}", f"make-data --out {{OUTDIR}} --{opt} {v}") for opt, v in [
         ("speakers", "1"), ("repetitions", "0"), ("processes", "0"), ("speakers", "x")]],
     # 3. labels for verify --data and train
