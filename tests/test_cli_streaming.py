@@ -3,12 +3,14 @@
 What each test proves: the chunk readers give the bytes ``np.load`` gives (an independent reader)
 whatever the chunk size; ``simulate``'s two output formats hold the same values as the in-memory
 ``simulate`` of the whole input (packed spikes unpack to its rasters), with provenance; an
-interrupted run leaves no file; start-up imports no heavy module for a light command.
+interrupted run leaves no file; start-up imports no heavy module for a light command; a closed stdout
+ends a command quietly.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -24,7 +26,7 @@ from silif_deploy.converters.datasets import open_input
 from silif_deploy.converters.files import sha256_file
 from silif_deploy.converters.quantize import quantize
 from silif_deploy.deploy import engines
-from silif_deploy.deploy.cli import main
+from silif_deploy.deploy.cli import EXIT_BROKEN_PIPE, main
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.simulator import simulate
@@ -156,3 +158,17 @@ def test_start_up_imports_only_the_chosen_command():
     assert out.stdout.strip() == "[]"
     helps = subprocess.run([sys.executable, "-m", "silif_deploy.deploy.cli", "--help"], capture_output=True, text=True)
     assert all(name in helps.stdout for name in ("export", "simulate", "make-data", "compare"))
+
+
+def test_closed_stdout_ends_quietly(artifact):
+    """``silif-deploy inspect ART | head -1``, with the reader gone before the first write (the read end
+    is closed before the process starts, so every write fails): exit 141 and nothing on stderr, not a
+    BrokenPipeError reported as a file error (exit 2) or as "Exception ignored" at the exit's flush."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run([sys.executable, "-m", "silif_deploy.deploy.cli", "inspect", str(artifact[0])],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (run.returncode, run.stderr) == (EXIT_BROKEN_PIPE, "")
