@@ -2,7 +2,7 @@
 
 One pass over the input, batch by batch: each batch is read, run, written to the output (see
 :mod:`.simulation_output`) and, with ``--report``, tallied; memory stays one batch whatever the
-number of samples.
+number of samples. ``OUT`` and ``--report``'s file appear together or neither does.
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINES, default=None, help="default: fixed for an artifact, float otherwise")
     p.add_argument("--model-type", default=None, help="needed for adLIF / cAdLIF checkpoints (identical keys)")
     p.add_argument("--record-states", action="store_true", help="the same as adding states to --record")
-    p.add_argument("--report", default=None, help="write the per-layer report (JSON) for this input")
+    p.add_argument("--report", default=None,
+                   help="write the per-layer report (JSON) for this input (with OUT, or neither; needs the exact model, "
+                        "not a lif-compat NIR file)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples per batch (>= 1)")
 
 
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.datasets import open_input
-    from silif_deploy.converters.files import atomic_output, provenance, sha256_file
+    from silif_deploy.converters.files import atomic_outputs, provenance, sha256_file
     from silif_deploy.deploy.engines import open_engine
     from silif_deploy.deploy.progress import progress
     from silif_deploy.deploy.simulation_output import SimulationWriter, output_format, parse_record
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     record = parse_record(args.record, states=args.record_states)
     fmt = output_format(args.out)
     engine = open_engine(args.model, args.engine, model_type=args.model_type, record_states="states" in record,
-                         keep_spikes="spikes" in record or args.report is not None)
+                         keep_spikes="spikes" in record or args.report is not None,
+                         exact_for="--report" if args.report else None)
     source = open_input(args.input, n_channels=engine.n_inputs, counts_only=engine.counts_only,
                         max_count=engine.max_count)
     source.start_hashing()
@@ -51,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         from silif_deploy.deploy.reporting import SimulationReport
 
         report = SimulationReport(args.model, engine, model_type=args.model_type)
-    with atomic_output(args.out) as tmp:
-        writer = SimulationWriter(tmp, fmt, len(source), engine.hidden_sizes, record)
+    with atomic_outputs(args.out, *([args.report] if args.report else [])) as tmps:  # both files, or neither
+        writer = SimulationWriter(tmps[0], fmt, len(source), engine.hidden_sizes, record)
         try:
             with progress(len(source), f"simulate ({engine.name})") as bar:
                 for x, labels in source.batches(args.batch_size):
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             writer.abort()
             raise
         if report is not None:
-            report.write(args.report, source)
+            report.write(tmps[1], source)
     _print_summary(summary)
     return 0
 

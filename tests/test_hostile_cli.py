@@ -221,6 +221,11 @@ def nir_edit(edit: Callable[[h5py.File], None]) -> Builder:
     return build
 
 
+def lif_compat_nir(tmp: Path, ws: dict) -> Path:
+    assert main(["export", str(ws["CKPT"]), "--target", "nir", "--nir-profile", "lif-compat", "-o", str(tmp)]) == 0
+    return tmp / "m.lif-compat.nir"
+
+
 class _Payload:
     """A pickle that would run code when unpickled without weights_only."""
 
@@ -265,6 +270,7 @@ CASES: list[Case] = [
     Case("sim-out-is-checkpoint", "simulate {CKPT} --input {X} --out {CKPT}"),
     Case("sim-out-is-nir", "simulate {NIR} --input {X} --out {NIR}"),
     Case("sim-report-is-artifact", "simulate {ART} --input {X} --out {OUT} --report {ART}"),
+    Case("sim-report-is-out", "simulate {ART} --input {X} --out {OUT} --report {OUT}"),
     Case("sim-out-dotdot-artifact", "simulate {ART} --input {X} --out {ARTDIR}/../exp/m.loihi2.h5"),
     Case("sim-out-hardlink-to-artifact", "simulate {ART} --input {X} --out {BAD}", linked("ART", "h.npz", True)),
     Case("sim-out-symlink-to-input", "simulate {ART} --input {X} --out {BAD}", linked("X", "s.npz", False)),
@@ -520,6 +526,7 @@ CASES: list[Case] = [
          nir_edit(lambda f: (f.__delitem__("node/nodes/input/type"),
                              f.create_dataset("node/nodes/input/type", data="Teleporter")))),
     Case("nir-fifo", "simulate {BAD} --input {X} --out {OUT}", fifo("bad.nir")),
+    Case("nir-lif-compat-with-report", "simulate {BAD} --input {X} --out {OUT} --report {OUT}.json", lif_compat_nir),
     # command lines
     Case("unknown-command", "deploy {ART}"),
     Case("missing-input-option", "simulate {ART} --out {OUT}"),
