@@ -2,7 +2,8 @@
 
 What each test proves: the chunk readers give the bytes ``np.load`` gives (an independent reader)
 whatever the chunk size; ``simulate``'s two output formats hold the same values as the in-memory
-``simulate`` of the whole input (packed spikes unpack to its rasters), with provenance; an
+``simulate`` of the whole input (packed spikes unpack to its rasters), with provenance, and so does
+``golden``'s file, written batch by batch; an
 interrupted run leaves no file; start-up imports no heavy module for a light command; a closed stdout
 ends a command quietly.
 """
@@ -22,11 +23,12 @@ import pytest
 from random_networks import float_network
 
 from silif_deploy.converters.artifact import write_artifact
-from silif_deploy.converters.datasets import open_input
+from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.files import sha256_file
 from silif_deploy.converters.quantize import quantize
 from silif_deploy.deploy import engines
 from silif_deploy.deploy.cli import EXIT_BROKEN_PIPE, main
+from silif_deploy.deploy.verification import GOLDEN_BATCH
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.simulator import simulate
@@ -104,6 +106,24 @@ def test_h5_and_npz_outputs_hold_the_in_memory_run(artifact, tmp_path, capsys, r
         assert json.loads(zipfile.ZipFile(tmp_path / "o.npz").comment)["format"] == "silif-deploy-simulation"
         summary = json.loads(f.attrs["summary"])
         assert summary["samples"] == 10 and [layer["neurons"] for layer in summary["layers"]] == [9, 7]
+
+
+def test_golden_is_written_batch_by_batch(artifact, tmp_path, monkeypatch):
+    """``golden`` reads its input GOLDEN_BATCH samples at a time (never whole) and writes each array as
+    the batches come: over three batches its file holds what one in-memory run of the whole input gives."""
+    path, network = artifact
+    x = counts(2 * GOLDEN_BATCH + 3)
+    np.save(tmp_path / "in.npy", x)
+    sizes, chunks = [], InputSource.chunks
+    monkeypatch.setattr(InputSource, "chunks", lambda self, size: (sizes.append(size), chunks(self, size))[1])
+    assert main(["golden", str(path), "--input", str(tmp_path / "in.npy"), "-o", str(tmp_path / "g.npz")]) == 0
+    assert sizes == [GOLDEN_BATCH]
+    whole = simulate(network, x, record_states=True)
+    with np.load(tmp_path / "g.npz") as g:
+        np.testing.assert_array_equal(g["input"], x)
+        for i, spikes in enumerate(whole.spikes):
+            np.testing.assert_array_equal(np.unpackbits(g[f"spikes_{i}"], axis=-1)[..., : spikes.shape[-1]], spikes)
+        np.testing.assert_array_equal(g["readout_v"], whole.states["v_readout"])
 
 
 def test_ctrl_c_leaves_no_output(artifact, tmp_path, capsys, monkeypatch):
