@@ -1,7 +1,8 @@
 """File helpers every reader and writer uses: input checks, atomic outputs, content hashes, provenance.
 
 Outputs appear whole or not at all: :func:`atomic_output` writes one file beside its target and
-renames it at the end; :func:`staged_outputs` does the same for a set of files (an export's NIR
+renames it at the end; :func:`atomic_outputs` does the same for a set of files in any folders
+(``simulate``'s results and report), :func:`staged_outputs` for a set in one folder (an export's NIR
 file, artifact and reports), renaming them together once all are written. Signals: the CLI turns
 SIGTERM into an exception (:func:`interrupts_raise`), so the cleanup of both runs on every exit
 path, and an interrupt some library swallowed (h5py closing a file) is raised again before any
@@ -166,29 +167,55 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     A failed or interrupted writer therefore never leaves a half-written output file (nor its
     temporary file).
     """
-    target = Path(path)
-    _check_target(target)
-    _make_parent(target.parent)
-    tmp_path: Path | None = None
+    with atomic_outputs(path) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """:func:`atomic_output` for a set of files in any folders: yield one temporary path beside each
+    target; when the block succeeds, rename them all, together (a signal waits for the set, then
+    removes it again), so that the files appear together or none of them."""
+    targets = [Path(p) for p in paths]
+    for i, target in enumerate(targets):
+        twin = next((t for t in targets[:i] if t.resolve() == target.resolve()), None)
+        if twin is not None:
+            raise SilifDeployError(f"outputs '{twin}' and '{target}' are the same file; give distinct names")
+    for target in targets:
+        _check_target(target)
+        _make_parent(target.parent)
+    tmps: list[Path] = []
+    moved: list[Path] = []
     try:
         with _critical():  # a signal here must not leave a temporary file nobody removes
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:_TMP_NAME_KEEP]}.", suffix=".part", dir=target.parent)
-            except OSError as err:
-                raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
-            os.close(fd)
-            tmp_path = Path(tmp)
-        _ordinary_permissions(tmp_path)
-        yield tmp_path
+            for target in targets:
+                try:
+                    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:_TMP_NAME_KEEP]}.", suffix=".part",
+                                               dir=target.parent)
+                except OSError as err:
+                    raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
+                os.close(fd)
+                tmps.append(Path(tmp))
+        for tmp in tmps:
+            _ordinary_permissions(tmp)
+        yield tmps
         raise_pending_interrupt()
-        _check_target(target)
-        try:
-            os.replace(tmp_path, target)
-        except OSError as err:
-            raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
+        for target in targets:
+            _check_target(target)
+        with _critical():
+            for tmp, target in zip(tmps, targets):
+                try:
+                    os.replace(tmp, target)
+                except OSError as err:
+                    raise SilifDeployError(f"cannot write '{target}': {err.strerror or err}") from None
+                moved.append(target)
+    except BaseException:
+        for path in moved:
+            path.unlink(missing_ok=True)
+        raise
     finally:
-        if tmp_path is not None and tmp_path.exists():
-            tmp_path.unlink()
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

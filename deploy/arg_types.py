@@ -42,8 +42,8 @@ positive_int = _ranged(int, 1, None)
 nonnegative_int = _ranged(int, 0, None)
 positive_float = _ranged(float, 0, None, low_open=True)
 """A finite number > 0 (learning rates, durations)."""
-finite_float = _ranged(float, None, None)
-"""Any finite number (a budget: NaN would pass every comparison, inf any drop)."""
+nonnegative_float = _ranged(float, 0, None)
+"""A finite number >= 0 (a budget: NaN would pass every comparison, inf any drop, a negative one no model)."""
 fraction = _ranged(float, 0, 1, high_open=True)
 """A finite number in [0, 1) (dropout, validation share)."""
 open_fraction = _ranged(float, 0, 1, low_open=True, high_open=True)

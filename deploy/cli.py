@@ -15,6 +15,7 @@ import argparse
 import ast
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ COMMANDS = (
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a tool killed by the closed pipe reports
 
 INPUT_ARGS = ("model", "models", "artifact", "input", "data", "golden", "calibrate", "profile", "energy_profile")
 """Argument names (across commands) that name files a command reads."""
@@ -103,6 +105,20 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader of stdout that has gone (``silif-deploy inspect ART | head -1``) ends
+    it quietly: the Python docs' recipe for SIGPIPE, since Python ignores the signal and raises instead."""
+    try:
+        code = _run_command(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
+    except BrokenPipeError:
+        # what is still buffered would be flushed at exit, fail again and print a traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run_command(argv: list[str] | None) -> int:
     import signal
 
     from silif_deploy.converters.files import (
@@ -130,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     except SilifDeployError as err:
         print(f"silif-deploy {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # stdout's reader has gone: not a file system error, main ends quietly
+        raise
     except OSError as err:  # the file system refused (disk full, permissions changed while running)
         where = f" '{err.filename}'" if err.filename else ""
         print(f"silif-deploy {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)

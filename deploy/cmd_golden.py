@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from silif_deploy.converters.datasets import load_input
+from silif_deploy.converters.datasets import open_input
 from silif_deploy.deploy.verification import write_golden
 
 HELP = "write a golden file: an input and the artifact's bit-exact outputs on it (for `verify`)"
@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load_input(args.input, binning=args.binning)
-    write_golden(args.artifact, data.x, args.out)
-    print(f"wrote {args.out}: {len(data.x)} samples x {data.x.shape[1]} steps")
+    source = open_input(args.input, binning=args.binning)  # read in chunks as the golden is written
+    write_golden(args.artifact, source, args.out)
+    print(f"wrote {args.out}: {len(source)} samples x {source.shape[1]} steps")
     return 0

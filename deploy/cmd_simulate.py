@@ -3,7 +3,8 @@
 One pass over the input, batch by batch: each batch is read, run, written to the output (see
 :mod:`.simulation_output`) and, with ``--report``, tallied; memory stays one batch whatever the
 number of samples. With ``--scheduler`` the batches are shards of samples run on a Dask cluster
-(the workers read the input themselves), appended in shard order.
+(the workers read the input themselves), appended in shard order. ``OUT`` and ``--report``'s file appear
+together or neither does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINES, default=None, help="default: fixed for an artifact, float otherwise")
     p.add_argument("--model-type", default=None, help="needed for adLIF / cAdLIF checkpoints (identical keys)")
     p.add_argument("--record-states", action="store_true", help="the same as adding states to --record")
-    p.add_argument("--report", default=None, help="write the per-layer report (JSON) for this input")
+    p.add_argument("--report", default=None,
+                   help="write the per-layer report (JSON) for this input (with OUT, or neither; needs the exact model, "
+                        "not a lif-compat NIR file)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples per batch (>= 1)")
     from silif_deploy.deploy.sharding import add_scheduler_argument
 
@@ -38,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from silif_deploy.converters.files import atomic_output, provenance, sha256_file
+    from silif_deploy.converters.files import atomic_outputs, provenance, sha256_file
     from silif_deploy.deploy import sharding
     from silif_deploy.deploy.engines import open_engine
     from silif_deploy.deploy.simulation_output import SimulationWriter, output_format, parse_record
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise SilifDeployError("--report runs in this process; drop --scheduler, or run `silif-deploy report "
                                "ARTIFACT --input X --scheduler ADDRESS` for the report of a large input")
     engine = open_engine(args.model, args.engine, model_type=args.model_type, record_states="states" in record,
-                         keep_spikes="spikes" in record or args.report is not None)
+                         keep_spikes="spikes" in record or args.report is not None,
+                         exact_for="--report" if args.report else None)
     with contextlib.ExitStack() as stack:
         if scheduler is None:
             source, report = _open_here(args, engine)
@@ -64,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
             batches = sharding.iter_shards(client, sharding.simulate_shard, args.input, args.model, args.engine,
                                            args.model_type, "states" in record, args.batch_size, "spikes" in record,
                                            shard_size=args.shard_size, desc=f"simulate ({engine.name}) shards")
-        with atomic_output(args.out) as tmp:
-            writer = SimulationWriter(tmp, fmt, samples, engine.hidden_sizes, record)
+        with atomic_outputs(args.out, *([args.report] if args.report else [])) as tmps:  # both files, or neither
+            writer = SimulationWriter(tmps[0], fmt, samples, engine.hidden_sizes, record)
             try:
                 for result, labels in batches:
                     writer.append(result, labels)
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 writer.abort()
                 raise
             if report is not None:
-                report.write(args.report, source)
+                report.write(tmps[1], source)
     _print_summary(summary)
     return 0
 

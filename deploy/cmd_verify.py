@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from silif_deploy.deploy.arg_types import finite_float
+from silif_deploy.deploy.arg_types import nonnegative_float
 from silif_deploy.errors import SilifDeployError
 
 HELP = "check an artifact against a golden file (bit-exact) or fixed-vs-float accuracy on labelled data"
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--golden", help="golden .npz written by `silif-deploy golden`")
     p.add_argument("--data", help="labelled test data: SHD/SSC-layout .h5 or .npz with labels")
     p.add_argument("--binning", default=None, help="for .h5 data: shd, ssc, ssc10 (default: the model's, else from the file name)")
-    p.add_argument("--max-accuracy-drop", type=finite_float, default=0.5, help="percentage points fixed point may lose, a finite number (default 0.5; a negative budget demands a gain)")
+    p.add_argument("--max-accuracy-drop", type=nonnegative_float, default=0.5, help="percentage points fixed point may lose, a finite number >= 0 (default 0.5)")
     p.add_argument("--profile", default=None, help="hardware profile when MODEL is a checkpoint (default loihi2)")
     p.add_argument("--model-type", default=None, help="for adLIF / cAdLIF checkpoints")
     from silif_deploy.deploy.sharding import add_scheduler_argument

@@ -88,15 +88,17 @@ def open_engine(
     model_type: str | None = None,
     record_states: bool = False,
     keep_spikes: bool = True,
+    exact_for: str | None = None,
 ) -> Engine:
     """Open the model in ``path`` on ``engine`` (default: fixed for an artifact, float otherwise).
     ``keep_spikes=False`` lets the fixed engine skip the hidden spike rasters (``spikes`` is empty;
-    ``diagnostics["spike_counts"]`` still counts them)."""
+    ``diagnostics["spike_counts"]`` still counts them). ``exact_for``: what needs the exact model
+    (an option, ``"--report"``): a lif-compat NIR file, which only runs lossily, is then refused."""
     engine = engine or default_engine(path)
     if engine not in ENGINES:
         raise SilifDeployError(f"unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}")
     if engine == "float" and source_kind(path) == "nir":
-        lossy = _lif_compat_engine(path)
+        lossy = _lif_compat_engine(path, exact_for)
         if lossy is not None:
             return lossy
     if engine == "float":
@@ -128,8 +130,9 @@ def open_engine(
                   network=network, max_count=max_count)
 
 
-def _lif_compat_engine(path: str | os.PathLike) -> Engine | None:
-    """A lif-compat NIR file runs as snntorch reads it, labelled lossy on stderr; else None."""
+def _lif_compat_engine(path: str | os.PathLike, exact_for: str | None) -> Engine | None:
+    """A lif-compat NIR file runs as snntorch reads it, labelled lossy on stderr (refused when
+    ``exact_for`` names what needs the exact model); else None."""
     import sys
 
     from silif_deploy.converters.nir_import import read_nir
@@ -138,6 +141,9 @@ def _lif_compat_engine(path: str | os.PathLike) -> Engine | None:
     graph = read_nir(path)
     if not is_lif_compat(graph):
         return None
+    if exact_for is not None:
+        raise SilifDeployError(f"{exact_for} needs the exact model, and '{path}' is a lif-compat NIR file, which runs "
+                               f"only lossily: give the checkpoint, its exact .nir or its artifact, or drop {exact_for}")
     print(f"note: '{path}': {LOSSY_LABEL}", file=sys.stderr)
     n_inputs, *hidden, _ = layer_sizes(graph)
     return Engine("float-lif-compat", n_inputs, hidden, False, lambda x: run_lif_compat(graph, x))

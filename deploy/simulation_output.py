@@ -6,8 +6,8 @@ Two formats, chosen by the file name; both read back with numpy / h5py alone:
   along the neuron axis (``np.unpackbits(f["spikes_0"], axis=-1)[..., :n_neurons]``, the
   dataset's ``n_neurons`` attribute), no compression filter (writing stays at disk speed);
 - ``.npz``: plain (stored, not zlib-compressed) numpy arrays, spikes as bool (batch, time,
-  neurons); each array is streamed to its own temporary ``.npy`` and the archive assembled at the
-  end, so memory stays one batch either way.
+  neurons), streamed array by array (:class:`~silif_deploy.converters.npz_stream.StreamedNpz`), so
+  memory stays one batch either way.
 
 What is written (the ``record`` choices of :data:`RECORD`): always ``scores``, ``prediction``,
 ``spike_counts`` (samples, hidden layers), ``labels`` when the input has them, ``overflow_events``
@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from silif_deploy.converters.npz_stream import StreamedNpz
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.run_result import RunResult
 
@@ -73,8 +72,7 @@ class SimulationWriter:
 
             self._h5 = h5py.File(path, "w")
         else:
-            self._dir = tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent)
-            self._npy: dict[str, Any] = {}
+            self._npz = StreamedNpz(path, n_samples)
 
     def append(self, result: RunResult, labels: np.ndarray | None) -> None:
         """Write one batch (rows ``self.rows`` onwards)."""
@@ -120,13 +118,7 @@ class SimulationWriter:
                     ds.attrs["packing"] = "np.packbits(axis=-1), bitorder big"
             self._h5[name][rows] = value
             return
-        fh = self._npy.get(name)
-        if fh is None:
-            fh = self._npy[name] = open(Path(self._dir.name) / f"{name}.npy", "wb")
-            header = {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False,
-                      "shape": (self.n_samples, *value.shape[1:])}
-            np.lib.format.write_array_header_2_0(fh, header)
-        fh.write(value.data)
+        self._npz.append(name, value)
 
     def summary(self) -> dict[str, Any]:
         """Per hidden layer: neurons, spikes per sample, sparsity; and the accuracy on the labels."""
@@ -147,14 +139,8 @@ class SimulationWriter:
             self._h5.attrs.update(meta)
             self._h5.close()
             return summary
-        for fh in self._npy.values():
-            fh.close()
-        with zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name in self._npy:
-                zf.write(Path(self._dir.name) / f"{name}.npy", f"{name}.npy")
-            # in the archive's comment, so that np.load lists the per-sample arrays only
-            zf.comment = json.dumps(meta).encode()
-        self._dir.cleanup()
+        # in the archive's comment, so that np.load lists the per-sample arrays only
+        self._npz.close(comment=json.dumps(meta).encode())
         return summary
 
     def abort(self) -> None:
@@ -162,6 +148,4 @@ class SimulationWriter:
         if self.fmt == "h5":
             self._h5.close()
         else:
-            for fh in self._npy.values():
-                fh.close()
-            self._dir.cleanup()
+            self._npz.abort()

@@ -25,8 +25,11 @@ import numpy as np
 
 from silif_deploy import __version__
 from silif_deploy.converters.artifact import artifact_identity, read_artifact
+from silif_deploy.converters.datasets import InputSource
 from silif_deploy.converters.files import atomic_output, provenance, refuse_damaged, require_file, sha256_file
 from silif_deploy.converters.input_checks import check_input_chunk, check_input_size
+from silif_deploy.converters.npz_stream import StreamedNpz
+from silif_deploy.deploy.progress import progress
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.neuron_kinds import KINDS
@@ -36,6 +39,8 @@ GOLDEN_FORMAT = "silif-deploy-golden"
 GOLDEN_VERSION = 2
 """1: spikes and readout (0.1.0); 2: also the artifact identity and per-layer state digests."""
 _DIGEST_BYTES = 8
+GOLDEN_BATCH = 16
+"""Samples simulated at once: with every state recorded, a 2 × 512 SSC network holds ~6 MB per sample."""
 
 
 def _digests(rows: np.ndarray) -> np.ndarray:
@@ -66,23 +71,36 @@ def _fixed_outputs(network: FixedPointNetwork, x: np.ndarray) -> dict[str, np.nd
     return arrays
 
 
-def write_golden(artifact_path: str | os.PathLike, x: np.ndarray, out_path: str | os.PathLike) -> None:
-    """Simulate ``x`` on the artifact and store input, identity, outputs and state digests (atomically)."""
+def write_golden(artifact_path: str | os.PathLike, x: np.ndarray | InputSource, out_path: str | os.PathLike) -> None:
+    """Simulate ``x`` (an array, or an input read in chunks) on the artifact and store input, identity,
+    outputs and state digests (atomically), each array written as its batches come (memory: one batch)."""
     network = read_artifact(artifact_path)
-    if x.shape[-1] != network.n_inputs:
-        raise SilifDeployError(f"input has {x.shape[-1]} channels, the artifact expects {network.n_inputs}")
-    arrays = _fixed_outputs(network, x)
+    source = x if isinstance(x, InputSource) else InputSource.from_array(x)
+    if source.shape[-1] != network.n_inputs:
+        raise SilifDeployError(f"input has {source.shape[-1]} channels, the artifact expects {network.n_inputs}")
     identity = artifact_identity(network)
     record = provenance(artifact_sha256=sha256_file(artifact_path), artifact_identity=identity,
                         hardware_profile=network.profile.name)
-    with atomic_output(out_path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(
-            fh, input=x, format=np.array(GOLDEN_FORMAT), format_version=np.array(GOLDEN_VERSION),
-            artifact_sha256=np.array(record["artifact_sha256"]), artifact_identity=np.array(identity),
-            producer_version=np.array(__version__), provenance=np.array(json.dumps(record, sort_keys=True)),
-            hardware_profile=np.array(network.profile.name), n_neurons=np.array([l.size for l in network.hidden]),
-            **arrays,
-        )
+    with atomic_output(out_path) as tmp:
+        npz = StreamedNpz(tmp, len(source), compress=True)
+        try:
+            with progress(len(source), "golden (fixed point)") as bar:
+                for xb in source.chunks(GOLDEN_BATCH):
+                    npz.append("input", xb)
+                    for name, value in _fixed_outputs(network, xb).items():
+                        npz.append(name, value)
+                    bar.update(len(xb))
+            for name, value in {
+                "format": GOLDEN_FORMAT, "format_version": GOLDEN_VERSION, "artifact_sha256": record["artifact_sha256"],
+                "artifact_identity": identity, "producer_version": __version__,
+                "provenance": json.dumps(record, sort_keys=True), "hardware_profile": network.profile.name,
+                "n_neurons": [l.size for l in network.hidden],
+            }.items():
+                npz.put(name, np.array(value))
+            npz.close()
+        except BaseException:
+            npz.abort()
+            raise
 
 
 @dataclass

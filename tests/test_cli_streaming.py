@@ -2,13 +2,16 @@
 
 What each test proves: the chunk readers give the bytes ``np.load`` gives (an independent reader)
 whatever the chunk size; ``simulate``'s two output formats hold the same values as the in-memory
-``simulate`` of the whole input (packed spikes unpack to its rasters), with provenance; an
-interrupted run leaves no file; start-up imports no heavy module for a light command.
+``simulate`` of the whole input (packed spikes unpack to its rasters), with provenance, and so does
+``golden``'s file, written batch by batch; an
+interrupted run leaves no file; start-up imports no heavy module for a light command; a closed stdout
+ends a command quietly.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -20,11 +23,12 @@ import pytest
 from random_networks import float_network
 
 from silif_deploy.converters.artifact import write_artifact
-from silif_deploy.converters.datasets import open_input
+from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.files import sha256_file
 from silif_deploy.converters.quantize import quantize
 from silif_deploy.deploy import engines
-from silif_deploy.deploy.cli import main
+from silif_deploy.deploy.cli import EXIT_BROKEN_PIPE, main
+from silif_deploy.deploy.verification import GOLDEN_BATCH
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.simulator import simulate
@@ -104,6 +108,24 @@ def test_h5_and_npz_outputs_hold_the_in_memory_run(artifact, tmp_path, capsys, r
         assert summary["samples"] == 10 and [layer["neurons"] for layer in summary["layers"]] == [9, 7]
 
 
+def test_golden_is_written_batch_by_batch(artifact, tmp_path, monkeypatch):
+    """``golden`` reads its input GOLDEN_BATCH samples at a time (never whole) and writes each array as
+    the batches come: over three batches its file holds what one in-memory run of the whole input gives."""
+    path, network = artifact
+    x = counts(2 * GOLDEN_BATCH + 3)
+    np.save(tmp_path / "in.npy", x)
+    sizes, chunks = [], InputSource.chunks
+    monkeypatch.setattr(InputSource, "chunks", lambda self, size: (sizes.append(size), chunks(self, size))[1])
+    assert main(["golden", str(path), "--input", str(tmp_path / "in.npy"), "-o", str(tmp_path / "g.npz")]) == 0
+    assert sizes == [GOLDEN_BATCH]
+    whole = simulate(network, x, record_states=True)
+    with np.load(tmp_path / "g.npz") as g:
+        np.testing.assert_array_equal(g["input"], x)
+        for i, spikes in enumerate(whole.spikes):
+            np.testing.assert_array_equal(np.unpackbits(g[f"spikes_{i}"], axis=-1)[..., : spikes.shape[-1]], spikes)
+        np.testing.assert_array_equal(g["readout_v"], whole.states["v_readout"])
+
+
 def test_ctrl_c_leaves_no_output(artifact, tmp_path, capsys, monkeypatch):
     path, _ = artifact
     np.save(tmp_path / "in.npy", counts(10))
@@ -156,3 +178,17 @@ def test_start_up_imports_only_the_chosen_command():
     assert out.stdout.strip() == "[]"
     helps = subprocess.run([sys.executable, "-m", "silif_deploy.deploy.cli", "--help"], capture_output=True, text=True)
     assert all(name in helps.stdout for name in ("export", "simulate", "make-data", "compare"))
+
+
+def test_closed_stdout_ends_quietly(artifact):
+    """``silif-deploy inspect ART | head -1``, with the reader gone before the first write (the read end
+    is closed before the process starts, so every write fails): exit 141 and nothing on stderr, not a
+    BrokenPipeError reported as a file error (exit 2) or as "Exception ignored" at the exit's flush."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run([sys.executable, "-m", "silif_deploy.deploy.cli", "inspect", str(artifact[0])],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (run.returncode, run.stderr) == (EXIT_BROKEN_PIPE, "")

@@ -221,6 +221,11 @@ def nir_edit(edit: Callable[[h5py.File], None]) -> Builder:
     return build
 
 
+def lif_compat_nir(tmp: Path, ws: dict) -> Path:
+    assert main(["export", str(ws["CKPT"]), "--target", "nir", "--nir-profile", "lif-compat", "-o", str(tmp)]) == 0
+    return tmp / "m.lif-compat.nir"
+
+
 class _Payload:
     """A pickle that would run code when unpickled without weights_only."""
 
@@ -265,6 +270,7 @@ CASES: list[Case] = [
     Case("sim-out-is-checkpoint", "simulate {CKPT} --input {X} --out {CKPT}"),
     Case("sim-out-is-nir", "simulate {NIR} --input {X} --out {NIR}"),
     Case("sim-report-is-artifact", "simulate {ART} --input {X} --out {OUT} --report {ART}"),
+    Case("sim-report-is-out", "simulate {ART} --input {X} --out {OUT} --report {OUT}"),
     Case("sim-out-dotdot-artifact", "simulate {ART} --input {X} --out {ARTDIR}/../exp/m.loihi2.h5"),
     Case("sim-out-hardlink-to-artifact", "simulate {ART} --input {X} --out {BAD}", linked("ART", "h.npz", True)),
     Case("sim-out-symlink-to-input", "simulate {ART} --input {X} --out {BAD}", linked("X", "s.npz", False)),
@@ -282,7 +288,7 @@ CASES: list[Case] = [
         ("lr", "abc"), ("epochs", "0"), ("hidden", "0"), ("layers", "0"), ("pdrop", "1.0"), ("pdrop", "-0.1"),
         ("pdrop", "nan"), ("factor", "0"), ("factor", "1"), ("nb-steps", "1"), ("max-time", "0"),
         ("max-time", "nan"), ("valid-fraction", "1"), ("threads", "0"), ("patience", "0"), ("seed", "-1")]],
-    *[Case(f"verify-budget-{v}", f"verify {{ART}} --data {{XL}} --max-accuracy-drop={v}") for v in ("nan", "inf", "-inf", "abc")],
+    *[Case(f"verify-budget-{v}", f"verify {{ART}} --data {{XL}} --max-accuracy-drop={v}") for v in ("nan", "inf", "-inf", "abc", "-1", "-0.5")],
     *[Case(f"make-data-{opt}-{v}", f"make-data --out {{OUTDIR}} --{opt} {v}") for opt, v in [
         ("speakers", "1"), ("repetitions", "0"), ("processes", "0"), ("speakers", "x")]],
     # 3. labels for verify --data and train
@@ -520,6 +526,7 @@ CASES: list[Case] = [
          nir_edit(lambda f: (f.__delitem__("node/nodes/input/type"),
                              f.create_dataset("node/nodes/input/type", data="Teleporter")))),
     Case("nir-fifo", "simulate {BAD} --input {X} --out {OUT}", fifo("bad.nir")),
+    Case("nir-lif-compat-with-report", "simulate {BAD} --input {X} --out {OUT} --report {OUT}.json", lif_compat_nir),
     # command lines
     Case("unknown-command", "deploy {ART}"),
     Case("missing-input-option", "simulate {ART} --out {OUT}"),

@@ -4,6 +4,7 @@ and with output names near the file-name limit."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -125,6 +126,32 @@ def test_staged_set_keeps_earlier_files_it_does_not_replace(tmp_path):
             (stage / "report.json").write_text("{}")
             raise SilifDeployError("failed")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_simulate_out_and_report_appear_together_or_neither(files, tmp_path, capsys, monkeypatch):
+    """``simulate --out a/o.npz --report b/r.json``: when the rename that puts the second of the two
+    into place fails (disk full), the first, already in place, is removed again; without it both appear."""
+    np.save(tmp_path / "x.npy", np.load(files / "x.npy")[:4, :20])
+    out, report = tmp_path / "a" / "o.npz", tmp_path / "b" / "r.json"
+    argv = ["simulate", str(files / "m.loihi2.h5"), "--input", str(tmp_path / "x.npy"), "--out", str(out),
+            "--report", str(report)]
+    real_replace = os.replace
+    into_place = []
+
+    def second_fails(src, dst):
+        if Path(dst) in (out, report):
+            into_place.append(dst)
+            if len(into_place) == 2:
+                raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    assert main(argv) == 2
+    assert "No space left on device" in capsys.readouterr().err and len(into_place) == 2
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / "x.npy"]
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(argv) == 0
+    assert json.loads(report.read_text())["provenance"]["input_sha256"] and np.load(out)["scores"].shape == (4, 10)
 
 
 def test_output_name_of_254_characters_is_written(files, tmp_path, capsys):
