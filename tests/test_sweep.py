@@ -258,9 +258,12 @@ def test_report_on_a_scheduler_gives_the_same_numbers(two_workers, artifact_and_
     assert json.dumps(sharded) == json.dumps(here)
 
 
-def test_verify_data_on_a_scheduler_gives_the_same_verdict(two_workers, artifact_and_data, capsys):
+def test_verify_data_on_a_scheduler_gives_the_same_verdict(two_workers, artifact_and_data, tmp_path, capsys):
     _, data = artifact_and_data
-    argv = ["verify", SILIF, "--data", data, "--max-accuracy-drop", "-1"]  # a budget that fails: exit 1 both ways
+    # 4-bit weights really lose accuracy (the sweep's derived profile): a 1 pp budget fails, exit 1 both ways
+    text, _ = sweep.derived_profile(BASE, sweep.BitWidths(4, BASE.coefficient_bits, BASE.state_bits), "0" * 64)
+    (tmp_path / "w4.toml").write_text(text)
+    argv = ["verify", SILIF, "--data", data, "--profile", str(tmp_path / "w4.toml"), "--max-accuracy-drop", "1"]
     assert main(argv) == 1
     here = capsys.readouterr().out
     code, kinds = on_cluster(two_workers, [*argv, "--shard-size", "20", "--scheduler", two_workers.scheduler.address])
