@@ -266,7 +266,7 @@ def main() -> None:
         floor_ms = 1e3 * adds / (ADDS_PER_S_PER_CORE * numba.get_num_threads())
         print(f"  simulator {sim_rate:,.0f} samples/s ({1e3 / sim_rate:.3f} ms/sample, {numba.get_num_threads()} threads) vs "
               f"best float eval {best:,.0f} samples/s ({label}): {sim_rate / best:.2f}x (target >= 5x)")
-        print(f"  where a sample's time goes (1 thread, ms): "
+        print("  where a sample's time goes (1 thread, ms): "
               + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
               + f"; total {sum(stages.values()):.3f}")
         print(f"  arithmetic: {adds / 1e6:.1f} M synaptic adds + {updates / 1e6:.2f} M neuron updates per sample; "

@@ -17,7 +17,6 @@ Seeds are fixed (``derandomize``): the same mutants run in every CI run.
 from __future__ import annotations
 
 import collections
-import shutil
 from pathlib import Path
 
 import numpy as np
