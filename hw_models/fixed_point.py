@@ -8,6 +8,7 @@ saturates and in (−2^(bits−1), 2^(bits−1)] when it wraps (Lava's LIF curre
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 WRAP = 0
@@ -55,6 +56,11 @@ def saturate(x: int, limit: int) -> int:
 
 @njit(inline="always", cache=True)
 def overflow(x: int, mode: int, half: int) -> tuple[int, int]:
-    """Apply a state's overflow rule; return (value, 1 if the rule changed it else 0)."""
-    y = wrap(x, half) if mode == WRAP else saturate(x, half - 1)
+    """Apply a state's overflow rule; return (value, 1 if the rule changed it else 0).
+
+    Both rules are computed and one is kept through a mask, without a branch: a layer's mode is a
+    run-time value, and a branch on it kept loops over neurons from vectorizing (twice as slow).
+    """
+    keep_wrap = -np.int64(mode == WRAP)  # all ones to keep the wrapped value, else zero
+    y = (wrap(x, half) & keep_wrap) | (saturate(x, half - 1) & ~keep_wrap)
     return y, 1 if y != x else 0

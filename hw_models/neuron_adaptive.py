@@ -48,9 +48,10 @@ class AdaptiveParams(NamedTuple):
 def adaptive_neuron(a_in, u, w, s, p, n):
     """One step of neuron ``n``: ``(a_t, u, w, s) -> (s_t, u_t, w_t, overflow events)``."""
     f = p.frac_bits
-    w_new = tz_mul(p.beta[n], w, f) + tz_mul(p.a[n], u, f) + p.b_spike[n] * s
+    spiked = -s  # s is 0 or 1: c·s is c & −s, a mask instead of a 64-bit multiply (emulated in AVX2)
+    w_new = tz_mul(p.beta[n], w, f) + tz_mul(p.a[n], u, f) + (p.b_spike[n] & spiked)
     w_new, ow = overflow(w_new, p.w_mode, p.half)
     drive = (a_in << p.input_shift) + p.bias[n] - w_new
-    u_new = tz_mul(p.alpha[n], u - p.threshold * s, f) + tz_mul(p.gain[n], drive, f)
+    u_new = tz_mul(p.alpha[n], u - (p.threshold & spiked), f) + tz_mul(p.gain[n], drive, f)
     u_new, ou = overflow(u_new, p.u_mode, p.half)
     return (1 if u_new > p.threshold else 0), u_new, w_new, ow + ou
