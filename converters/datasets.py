@@ -30,7 +30,9 @@ import numpy as np
 from tqdm import tqdm
 
 from silif_deploy.converters.files import damaged_file_errors, refuse_damaged, require_file, sha256_file
-from silif_deploy.converters.input_checks import check_input_chunk, check_input_size, check_labels, check_spike_times
+from silif_deploy.converters.input_checks import (
+    check_input_chunk, check_input_header, check_input_size, check_labels, check_spike_times,
+)
 from silif_deploy.errors import SilifDeployError
 
 N_UNITS = 700
@@ -161,7 +163,7 @@ def open_input(
     else:
         raise SilifDeployError(f"input '{p}' has an unknown type; give a .npy, .npz or SHD/SSC .h5 file")
     source.counts_only, source.max_count = counts_only, max_count
-    _check_input_header(source.shape, source.dtype, p, n_channels)
+    check_input_header(source.shape, source.dtype, str(p), n_channels)
     check_input_size(source.shape, str(p))
     if source.labels is not None:  # labels enter here, once per file (values enter in InputSource._enter)
         _check_labels(source.labels, source.shape[0], p)
@@ -189,17 +191,16 @@ class InputStats:
 
     @classmethod
     def of(cls, x: np.ndarray) -> "InputStats":
-        stats = cls()
-        stats.update(x)
-        return stats
-
-    def update(self, x: np.ndarray) -> None:
         if x.size == 0:
-            return
+            return cls()
         lo, hi = float(np.min(x)), float(np.max(x))  # not np.abs: it overflows on the most negative integer
-        self.peak = max(self.peak, abs(lo), abs(hi))
-        self.is_counts = self.is_counts and lo >= 0 and (not np.issubdtype(x.dtype, np.floating)
-                                                         or bool(np.all(x == np.floor(x))))
+        return cls(is_counts=lo >= 0 and (not np.issubdtype(x.dtype, np.floating) or bool(np.all(x == np.floor(x)))),
+                   peak=max(abs(lo), abs(hi)))
+
+    def add(self, other: "InputStats") -> None:
+        """Fold in the stats of another chunk of the same pass."""
+        self.is_counts = self.is_counts and other.is_counts
+        self.peak = max(self.peak, other.peak)
 
 
 @dataclass
@@ -234,8 +235,8 @@ class InputSource:
         """One pass over the samples, ``size`` at a time (the last chunk may be shorter)."""
         stats, seen = InputStats(), 0
         for x in self._read_checked(size):
-            x = self._enter(x)
-            stats.update(x)
+            x, chunk_stats = self._enter(x)
+            stats.add(chunk_stats)
             seen += len(x)
             yield x
         if seen != self.shape[0]:
@@ -254,12 +255,13 @@ class InputSource:
         with damaged_file_errors(self.path, "input file"):
             yield from self.read(size)
 
-    def _enter(self, x: np.ndarray) -> np.ndarray:
+    def _enter(self, x: np.ndarray) -> tuple[np.ndarray, InputStats]:
         """Every chunk of every pass enters here: the one place where input values are checked
-        (float16 comes out widened to float32, see :func:`check_input_chunk`)."""
+        (float16 comes out widened to float32, see :func:`check_input_chunk`). Returns the chunk and
+        its stats, computed once for the checks and the pass's :attr:`stats`."""
         x = check_input_chunk(x, str(self.path))
+        stats = InputStats.of(x)
         if self.counts_only or self.max_count is not None:
-            stats = InputStats.of(x)
             if self.counts_only and not stats.is_counts:
                 raise SilifDeployError(
                     "input holds negative or fractional values, but this artifact takes event counts (non-negative "
@@ -271,7 +273,7 @@ class InputSource:
                     f"{self.max_count} per step and channel; bin the events more finely or re-export with a wider "
                     "input_message_bits"
                 )
-        return x
+        return x, stats
 
     @property
     def stats(self) -> InputStats:
@@ -483,17 +485,6 @@ def _npz_source(p: Path) -> InputSource:
                 yield np.frombuffer(buffer, dtype=dtype).reshape(n, *shape[1:])
 
     return InputSource(p, shape, dtype, labels, names, read)
-
-
-def _check_input_header(shape: tuple[int, ...], dtype: np.dtype, p: Path, n_channels: int | None) -> None:
-    if len(shape) != 3:
-        raise SilifDeployError(f"input '{p}' has shape {shape}; expected 3 dimensions (batch, time, channels)")
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == bool):
-        raise SilifDeployError(f"input '{p}' has dtype {dtype}; expected integer or float values")
-    if n_channels is not None and shape[2] != n_channels:
-        raise SilifDeployError(
-            f"input '{p}' has {shape[2]} channels but the model expects {n_channels}; check the input file or binning"
-        )
 
 
 def _check_labels(labels: np.ndarray, n_samples: int, p: Path) -> None:

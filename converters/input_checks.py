@@ -1,8 +1,9 @@
 """The values of network inputs and labels: checked once, where a file's arrays enter.
 
-A reader (whole-file or chunked) calls :func:`check_input_chunk` on every piece of input it hands
-out, :func:`check_input_size` on the whole shape, :func:`check_spike_times` on SHD/SSC event
-times and :func:`check_labels` on labels. Each refusal is one :class:`SilifDeployError` line that
+A reader (whole-file or chunked) calls :func:`check_input_header` on the shape and dtype a file
+declares, :func:`check_input_chunk` on every piece of input it hands out, :func:`check_input_size`
+on the whole shape, :func:`check_spike_times` on SHD/SSC event times and :func:`check_labels` on
+labels. Each refusal is one :class:`SilifDeployError` line that
 says what is wrong and what to do.
 """
 
@@ -22,14 +23,7 @@ def check_input_chunk(x: np.ndarray, source: str, n_channels: int | None = None)
     Refused: other shapes, non-numeric dtypes (strings, objects, complex), NaN or infinite
     values, and magnitudes beyond float32's range. float16 is widened to float32 (exactly).
     """
-    if x.ndim != 3:
-        raise SilifDeployError(f"input '{source}' has shape {x.shape}; expected 3 dimensions (batch, time, channels)")
-    if not (x.dtype == bool or np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise SilifDeployError(f"input '{source}' has dtype {x.dtype}; expected integer or float values")
-    if n_channels is not None and x.shape[2] != n_channels:
-        raise SilifDeployError(
-            f"input '{source}' has {x.shape[2]} channels but the model expects {n_channels}; check the input file or binning"
-        )
+    check_input_header(x.shape, x.dtype, source, n_channels)
     if x.dtype == np.float16:
         x = x.astype(np.float32)
     if np.issubdtype(x.dtype, np.floating):
@@ -45,6 +39,19 @@ def check_input_chunk(x: np.ndarray, source: str, n_channels: int | None = None)
             raise SilifDeployError(f"input '{source}' holds values up to {peak}, beyond 2^24 (float32's exact "
                                    "integers); rescale the data")
     return x
+
+
+def check_input_header(shape: tuple[int, ...], dtype: np.dtype, source: str, n_channels: int | None = None) -> None:
+    """Refuse shapes other than (batch, time, channels), non-numeric dtypes (strings, objects,
+    complex) and a channel count other than the model's: what a file's header already tells."""
+    if len(shape) != 3:
+        raise SilifDeployError(f"input '{source}' has shape {shape}; expected 3 dimensions (batch, time, channels)")
+    if not (dtype == bool or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise SilifDeployError(f"input '{source}' has dtype {dtype}; expected integer or float values")
+    if n_channels is not None and shape[2] != n_channels:
+        raise SilifDeployError(
+            f"input '{source}' has {shape[2]} channels but the model expects {n_channels}; check the input file or binning"
+        )
 
 
 def check_input_size(shape: tuple[int, ...], source: str) -> None:
