@@ -127,7 +127,6 @@ def open_input(
     path: str | os.PathLike,
     n_channels: int | None = None,
     binning: str | tuple[int, float] | None = None,
-    counts_only: bool = False,
     max_count: int | None = None,
 ) -> "InputSource":
     """Open a network input for reading in chunks: ``.npy`` / ``.npz`` (batch, time, channels) or an
@@ -136,9 +135,9 @@ def open_input(
     ``.npz`` files hold the array under ``input`` or ``x`` and may carry ``labels`` and
     ``class_names``. ``.h5`` files are binned with ``binning`` (a :data:`BINNING` name or
     (nb_steps, max_time)); by default SSC's 300 steps / 1.2 s when the file name starts with
-    ``ssc``, else SHD's 250 / 1.0. ``counts_only`` refuses values that are not event counts (for
-    an artifact quantized for counts), and with ``max_count`` counts its input payload cannot carry. Shape, dtype, channels and labels are checked here; values
-    chunk by chunk as they are read.
+    ``ssc``, else SHD's 250 / 1.0. ``max_count`` (for an artifact quantized for counts) refuses
+    values that are not event counts of at most ``max_count``. Shape, dtype, channels and labels
+    are checked here; values chunk by chunk as they are read.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -162,7 +161,7 @@ def open_input(
         source = _npz_source(p)
     else:
         raise SilifDeployError(f"input '{p}' has an unknown type; give a .npy, .npz or SHD/SSC .h5 file")
-    source.counts_only, source.max_count = counts_only, max_count
+    source.max_count = max_count
     check_input_header(source.shape, source.dtype, str(p), n_channels)
     check_input_size(source.shape, str(p))
     if source.labels is not None:  # labels enter here, once per file (values enter in InputSource._enter)
@@ -217,8 +216,8 @@ class InputSource:
     labels: np.ndarray | None
     class_names: list[str] | None
     read: Callable[[int], Iterator[np.ndarray]]
-    counts_only: bool = False
     max_count: int | None = None
+    """Set: the values must be event counts (non-negative integers) of at most this."""
     _stats: InputStats | None = field(default=None, repr=False)
     _sha256: Future | str | None = field(default=None, repr=False)
 
@@ -261,13 +260,13 @@ class InputSource:
         its stats, computed once for the checks and the pass's :attr:`stats`."""
         x = check_input_chunk(x, str(self.path))
         stats = InputStats.of(x)
-        if self.counts_only or self.max_count is not None:
-            if self.counts_only and not stats.is_counts:
+        if self.max_count is not None:
+            if not stats.is_counts:
                 raise SilifDeployError(
                     "input holds negative or fractional values, but this artifact takes event counts (non-negative "
                     "integers); fix the input, or re-export with --calibrate on real-valued data"
                 )
-            if self.max_count is not None and stats.peak > self.max_count:
+            if stats.peak > self.max_count:
                 raise SilifDeployError(
                     f"input holds counts up to {stats.peak:.6g}, but this artifact's input payload carries at most "
                     f"{self.max_count} per step and channel; bin the events more finely or re-export with a wider "

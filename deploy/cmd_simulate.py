@@ -94,8 +94,7 @@ def _open_here(args: argparse.Namespace, engine):
     """The input opened for ``engine`` (hashed in a thread meanwhile) and, with ``--report``, its report."""
     from silif_deploy.converters.datasets import open_input
 
-    source = open_input(args.input, n_channels=engine.n_inputs, counts_only=engine.counts_only,
-                        max_count=engine.max_count)
+    source = open_input(args.input, n_channels=engine.n_inputs, max_count=engine.max_count)
     source.start_hashing()
     report = None
     if args.report:

@@ -66,16 +66,14 @@ def load_float_model(path: str | os.PathLike, model_type: str | None = None, ini
 class Engine:
     """A model opened on one engine: ``run(x)`` runs one (batch, time, channels) batch.
 
-    ``counts_only``: the model takes event counts only (an artifact quantized for counts sends its
-    input as it is), so the input is opened with :func:`~silif_deploy.converters.datasets.open_input`'s
-    ``counts_only``, and ``max_count`` (the largest count its input payload carries) as its
-    ``max_count``. Open the input with ``n_channels=n_inputs``.
+    ``max_count``: set when the model takes event counts only (an artifact quantized for counts sends
+    its input as it is): the largest count its input payload carries. Open the input with
+    :func:`~silif_deploy.converters.datasets.open_input`'s ``n_channels=n_inputs, max_count=max_count``.
     """
 
     name: str
     n_inputs: int
     hidden_sizes: list[int]
-    counts_only: bool
     run: Callable[[np.ndarray], RunResult]
     network: FixedPointNetwork | None = None
     float_model: object | None = None
@@ -103,7 +101,7 @@ def open_engine(
             return lossy
     if engine == "float":
         model = load_float_model(path, model_type=model_type)
-        return Engine("float", model.config.n_inputs, list(model.config.hidden_sizes), False,
+        return Engine("float", model.config.n_inputs, list(model.config.hidden_sizes),
                       lambda x: model.run(x, record_states=record_states), float_model=model)
     if source_kind(path) != "artifact":
         raise SilifDeployError(
@@ -112,13 +110,12 @@ def open_engine(
     from silif_deploy.converters.artifact import read_artifact
 
     network = read_artifact(path)
-    counts_only = network.input_frac_bits == 0
-    max_count = (1 << network.profile.input_message_bits) - 1 if counts_only else None
+    max_count = (1 << network.profile.input_message_bits) - 1 if network.input_frac_bits == 0 else None
     sizes = [layer.size for layer in network.hidden]
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 
-        return Engine("fixed", network.n_inputs, sizes, counts_only,
+        return Engine("fixed", network.n_inputs, sizes,
                       lambda x: simulate(network, x, record_states=record_states, batch_size=len(x),
                                          keep_spikes=keep_spikes), network=network, max_count=max_count)
     from silif_deploy.converters.lava_backend import require_lava
@@ -126,7 +123,7 @@ def open_engine(
     require_lava()
     from silif_deploy.converters.lava_backend.runner import run_lava
 
-    return Engine("lava", network.n_inputs, sizes, counts_only, lambda x: run_lava(network, x, record_states=record_states),
+    return Engine("lava", network.n_inputs, sizes, lambda x: run_lava(network, x, record_states=record_states),
                   network=network, max_count=max_count)
 
 
@@ -146,4 +143,4 @@ def _lif_compat_engine(path: str | os.PathLike, exact_for: str | None) -> Engine
                                f"only lossily: give the checkpoint, its exact .nir or its artifact, or drop {exact_for}")
     print(f"note: '{path}': {LOSSY_LABEL}", file=sys.stderr)
     n_inputs, *hidden, _ = layer_sizes(graph)
-    return Engine("float-lif-compat", n_inputs, hidden, False, lambda x: run_lif_compat(graph, x))
+    return Engine("float-lif-compat", n_inputs, hidden, lambda x: run_lif_compat(graph, x))

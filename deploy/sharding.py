@@ -464,7 +464,7 @@ def simulate_shard(data: InputData, model_path: str, engine: str | None = None, 
 
     opened = open_engine(model_path, engine, model_type=model_type, record_states=record_states, keep_spikes=keep_spikes)
     source = InputSource.from_array(data.x)
-    source.counts_only, source.max_count = opened.counts_only, opened.max_count
+    source.max_count = opened.max_count
     return RunResult.concatenate([opened.run(x) for x, _ in source.batches(batch_size)]), data.labels
 
 
