@@ -111,7 +111,7 @@ def read_artifact(path: str | os.PathLike) -> FixedPointNetwork:
                 fm = f["float_model"]
                 float_model = {"config": json.loads(fm.attrs["config"]),
                                "state_dict": {k: fm[k][()] for k in fm}}
-            network = FixedPointNetwork(
+            network = FixedPointNetwork.chain(
                 model_type=_text(f.attrs["model_type"]), n_inputs=_int(f.attrs["n_inputs"], "n_inputs"),
                 hidden=layers[:-1], readout=layers[-1],
                 input_frac_bits=_int(f.attrs["input_frac_bits"], "input_frac_bits"),

@@ -153,7 +153,7 @@ def read_netx(path: str | os.PathLike) -> FixedPointNetwork:
         version = int(meta.get("format_version", 1))
         layers = [_read_layer(f[f"layer/{i}"], syn, version) for i, syn in enumerate(meta["layers"], start=1)]
         n_inputs = int(f["layer/0/shape"][0])
-    return FixedPointNetwork(
+    return FixedPointNetwork.chain(
         model_type=meta["model_type"], n_inputs=n_inputs, hidden=layers[:-1], readout=layers[-1],
         input_frac_bits=meta["input_frac_bits"], profile=profile_from_text(meta["hardware_profile"], origin=str(path)),
         provenance=meta["provenance"],

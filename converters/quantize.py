@@ -273,7 +273,7 @@ def quantize(
         report.append(diag)
     ro_range = profile.default_state_range if readout_range is None else max(readout_range * profile.calibration_headroom, 1.0)
     readout, ro_diag = _readout_layer(net.readout, profile, ro_range, netx=netx)
-    return FixedPointNetwork(
+    return FixedPointNetwork.chain(
         model_type=net.model_type, n_inputs=net.n_inputs, hidden=hidden, readout=readout,
         input_frac_bits=in_frac, profile=profile,
         quantization={"layers": report, "readout": ro_diag, "calibrated": state_ranges is not None,

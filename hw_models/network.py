@@ -49,6 +49,15 @@ class FixedPointNetwork:
     quantization: dict[str, Any] = field(default_factory=dict)
     float_model: dict[str, Any] | None = None
 
+    @classmethod
+    def chain(cls, model_type: str, n_inputs: int, hidden: list[FixedLayer], readout: FixedLayer,
+              input_frac_bits: int, profile: HardwareProfile, provenance: dict[str, Any] | None = None,
+              quantization: dict[str, Any] | None = None, float_model: dict[str, Any] | None = None,
+              ) -> "FixedPointNetwork":
+        """The chain every SiLIF-style model is: (Dense, neurons) per hidden layer, then the readout."""
+        return cls(model_type, n_inputs, hidden, readout, input_frac_bits, profile, provenance or {},
+                   quantization or {}, float_model)
+
     @property
     def layers(self) -> list[FixedLayer]:
         return [*self.hidden, self.readout]

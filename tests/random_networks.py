@@ -111,7 +111,7 @@ def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int
         layers.append(FixedLayer(kind, syn, params, params.threshold))
     ro_syn = _synapse(draw, sizes[-1], sizes[-2], graded=False, max_payload=1)
     readout = FixedLayer("cuba", ro_syn, draw(readout_params(sizes[-1], half)), 1 << draw(st.integers(0, 22)))
-    network = FixedPointNetwork(
+    network = FixedPointNetwork.chain(
         model_type=layers[0].kind, n_inputs=sizes[0], hidden=layers, readout=readout,
         input_frac_bits=in_frac, profile=prof,
     )

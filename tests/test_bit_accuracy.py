@@ -139,7 +139,7 @@ def test_every_overflow_rule_fires_and_matches_the_reference(kind, rule, state_b
 
 
 def _network(hidden: list[FixedLayer], readout: FixedLayer, n_inputs: int, prof, input_frac_bits: int = 0) -> FixedPointNetwork:
-    return FixedPointNetwork(model_type=hidden[0].kind, n_inputs=n_inputs, hidden=hidden, readout=readout,
+    return FixedPointNetwork.chain(model_type=hidden[0].kind, n_inputs=n_inputs, hidden=hidden, readout=readout,
                              input_frac_bits=input_frac_bits, profile=prof)
 
 

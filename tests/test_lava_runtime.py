@@ -30,7 +30,7 @@ def test_failing_process_model_raises(monkeypatch) -> None:
     readout = FixedLayer("cuba", DenseSynapse(2 * np.ones((2, 2), np.int64), 0, 8, False),
                          CubaParams(4095 * one, 0 * one, 0 * one, 0 * one, 100, 6, 6, 1 << 23), 1)
     hidden = FixedLayer("silif", DenseSynapse(2 * np.ones((2, 3), np.int64), 0, 8, True), None, 1)  # no params
-    network = FixedPointNetwork("silif", 3, [hidden], readout, 0, load_profile("loihi2"))
+    network = FixedPointNetwork.chain("silif", 3, [hidden], readout, 0, load_profile("loihi2"))
     monkeypatch.setattr(lava_network, "_warm_up", lambda *args: None)  # let the failure happen inside Lava
     started = time.perf_counter()
     # Lava either reports the failure (RuntimeError) or hangs until our watchdog fires

@@ -104,7 +104,7 @@ def test_lif_network(tmp_path, graded) -> None:
     vth = 1500 if graded else 400
     hidden = [cuba_layer(rng, 16, 24, 1000, 300, vth, graded), cuba_layer(rng, 24, 20, 2000, 100, 600)]
     readout = cuba_layer(rng, 20, 6, 4095, 500, (1 << 17) - 1)
-    network = FixedPointNetwork("lif-cuba", 16, hidden, readout, 0, load_profile("loihi2"))
+    network = FixedPointNetwork.chain("lif-cuba", 16, hidden, readout, 0, load_profile("loihi2"))
     assert all(not netx_problems(layer) for layer in network.layers)
     path = tmp_path / "lif.netx.h5"
     write_netx(network, path)
