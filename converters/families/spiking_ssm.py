@@ -1,0 +1,682 @@
+"""SpikingSSM (Shen et al., AAAI 2025) and binary S4D (Stan & Rhodes, a reconstruction): float models.
+
+The float side's one definition of the spiking state space models (``../shared/spec/spiking_ssm.md``),
+faithful to the authors' code (``shenshuaijie/SDN`` @ 709640e ``models/spike/ss4d.py`` inside
+``state-spaces/s4`` @ e757cef): the same parametrizations, update order, ``>=`` spike test, quirks and
+``state_dict`` key names, so the authors' checkpoints load unchanged and reproduce their spikes::
+
+    x (B, L, d_input) -> encoder Linear(d_input, H) -> n_layers x block -> mean over L -> Linear(H, classes)
+
+    block i, residual stream x:
+        u = norm_i(x) if prenorm else x
+        y = (S4D(u)) / exp(ln_vth)          # S4D: causal convolution with K plus D*u (spec §3)
+        s = neuron(y)                       # exact LIF (default), the authors' SDN, or Heaviside (binary S4D)
+        z = GLU(Conv1d(H, 2H, k=1)(s))
+        x = z + x
+        (not prenorm: norm_i(z) is computed and discarded by the authors' code, so no norm acts)
+
+Two forms compute the same network: the **kernel form** (``form="kernel"``: the S4D as an FFT
+convolution with its materialized kernel, as the authors train and evaluate) and the **streaming form**
+(``form="stream"``: every stage one time step at a time through the pure step functions below, what the
+hardware runs). The step functions follow the norse convention ``step(input, state, params) ->
+(output, state)`` over NamedTuple records; each docstring states its float update rule once.
+
+**Binary S4D is a reconstruction**: its authors' code could not be obtained; this model follows the
+third-party reproductions (spec §7): the same S4D, a Heaviside [y >= 0] on its output (no membrane,
+no reset, no learnable threshold), then the same GLU mixing and residual.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Mapping, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from silif_deploy.converters.files import require_file
+from silif_deploy.errors import SilifDeployError
+
+Neuron = Literal["lif", "sdn", "heaviside"]
+Form = Literal["kernel", "stream"]
+FAMILY_SPIKING_SSM = "spiking_ssm"
+FAMILY_BINARY_S4D = "binary_s4d"
+BINARY_S4D_LABEL = "binary S4D (reconstruction: the authors' code is unpublished; spec spiking_ssm.md §7)"
+LIF_TAU = 0.125  # the authors' BPTTNueron default; the shipped SDN was fitted to it (spec §4.1)
+SDN_WIDTH, SDN_TAPS = 8, 8  # FusedSDN: Conv1d(1 -> 8, k = 8) then 1x1 convolutions (spec §4.1)
+_BLOCK_KEY = re.compile(r"^backbone\.s4_layers\.(\d+)\.(.+)$")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Surrogate spike
+# ---------------------------------------------------------------------------------------------------
+class PiecewiseQuadraticSpike(torch.autograd.Function):
+    """Heaviside forward ``[x >= 0]`` (non-strict, as the authors); backward ``grad * (1 - |x|)`` for |x| <= 1."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return (grad * (1.0 - x.abs())).masked_fill(x.abs() > 1, 0.0)
+
+
+spike = PiecewiseQuadraticSpike.apply
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stages as pure step functions
+# ---------------------------------------------------------------------------------------------------
+class S4DParams(NamedTuple):
+    """Discrete S4D of one layer: ``lam`` λ (H, N/2) complex, ``c`` C′ (H, N/2) complex with B and the
+    zero-order hold folded in, ``d`` D (H,), ``inv_theta`` 1/θ (H,) (ones for binary S4D)."""
+
+    lam: torch.Tensor
+    c: torch.Tensor
+    d: torch.Tensor
+    inv_theta: torch.Tensor
+
+
+class S4DState(NamedTuple):
+    """``xi`` ξ (batch, H, N/2) complex: N/2 complex modes per channel (conjugate symmetry)."""
+
+    xi: torch.Tensor
+
+
+def s4d_step(u: torch.Tensor, state: S4DState, p: S4DParams) -> tuple[torch.Tensor, S4DState]:
+    """S4D, streaming: ξ_t = λ ⊙ ξ_{t−1} + u_t;  y_t = (2·Re Σ_n C′_n ξ_{t,n} + D·u_t) / θ.  ξ_{−1} = 0."""
+    xi = p.lam * state.xi + u.unsqueeze(-1)
+    y = 2.0 * (p.c * xi).sum(-1).real + p.d * u
+    return y * p.inv_theta, S4DState(xi)
+
+
+class LIFParams(NamedTuple):
+    """Exact LIF soma (the authors' ``BPTTNueron``): decay ``tau`` and threshold ``v_th`` on y/θ."""
+
+    tau: float = LIF_TAU
+    v_th: float = 1.0
+
+
+class LIFState(NamedTuple):
+    """``v`` membrane after reset (batch, H)."""
+
+    v: torch.Tensor
+
+
+def lif_step(y: torch.Tensor, state: LIFState, p: LIFParams) -> tuple[torch.Tensor, LIFState]:
+    """Exact LIF: v′_t = τ·v_{t−1} + y_t;  s_t = [v′_t − v_th ≥ 0];  v_t = (1 − s_t)·v′_t (hard reset to 0)."""
+    v = state.v * p.tau + y
+    s = spike(v - p.v_th)
+    return s, LIFState((1.0 - s.detach()) * v)
+
+
+class SDNParams(NamedTuple):
+    """The authors' frozen surrogate dynamic network (153 weights): ``w1`` (8, 8) [channel, tap oldest first],
+    ``b1`` (8,), ``w2`` (8, 8), ``b2`` (8,), ``w3`` (8,), ``b3`` ()."""
+
+    w1: torch.Tensor
+    b1: torch.Tensor
+    w2: torch.Tensor
+    b2: torch.Tensor
+    w3: torch.Tensor
+    b3: torch.Tensor
+
+
+class SDNState(NamedTuple):
+    """``window`` (batch, H, 8): the neuron inputs y_{t−8} … y_{t−1}, oldest first (zeros before t = 0)."""
+
+    window: torch.Tensor
+
+
+def sdn_step(y: torch.Tensor, state: SDNState, p: SDNParams) -> tuple[torch.Tensor, SDNState]:
+    """SDN neuron: h = ReLU(W1·[y_{t−8} … y_{t−1}] + b1); g = ReLU(W2·h + b2 + h); m_t = w3·g + b3;
+    s_t = [m_t + y_t − 1 ≥ 0]. m_t (the predicted after-reset membrane τ·v_{t−1}) carries no gradient."""
+    with torch.no_grad():
+        h = torch.relu(state.window @ p.w1.T + p.b1)
+        g = torch.relu(h @ p.w2.T + p.b2 + h)
+        m = g @ p.w3 + p.b3
+    s = spike(m + y - 1.0)
+    return s, SDNState(torch.cat([state.window[..., 1:], y.detach().unsqueeze(-1)], dim=-1))
+
+
+def heaviside_step(y: torch.Tensor, state: None, p: None = None) -> tuple[torch.Tensor, None]:
+    """Binary S4D spike (reconstruction): s_t = [y_t ≥ 0]; stateless (no membrane, no reset)."""
+    return spike(y), None
+
+
+class GLUParams(NamedTuple):
+    """Feature mixing ``Conv1d(H, 2H, k=1)`` + GLU: ``w_a, b_a`` value rows 0…H−1, ``w_b, b_b`` gate rows H…2H−1."""
+
+    w_a: torch.Tensor
+    b_a: torch.Tensor
+    w_b: torch.Tensor
+    b_b: torch.Tensor
+
+
+def glu_step(s: torch.Tensor, state: None, p: GLUParams) -> tuple[torch.Tensor, None]:
+    """GLU on spikes: z_t = (W_a·s_t + b_a) ⊙ σ(W_b·s_t + b_b); stateless."""
+    return (s @ p.w_a.T + p.b_a) * torch.sigmoid(s @ p.w_b.T + p.b_b), None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpikingSSMConfig:
+    """What a SpikingSSM / binary-S4D network is, beyond its tensors' shapes.
+
+    ``prenorm`` is not in the authors' flat ``state_dict`` (it comes with their experiment config);
+    ``neuron`` is a choice at load time: ``lif`` (exact LIF, the default, what export deploys), ``sdn``
+    (the authors' training neuron: reproduces their numbers) or ``heaviside`` (binary S4D).
+    """
+
+    d_input: int
+    d_model: int
+    d_state: int
+    n_layers: int
+    n_classes: int
+    prenorm: bool
+    norm: Literal["batch", "layer"] = "batch"
+    trainable_B: bool = False
+    bidirectional: bool = False
+    shared_vth: bool = False
+    neuron: Neuron = "lif"
+    dropout: float = 0.0
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    ssm_lr: float = 0.001
+
+    def __post_init__(self) -> None:
+        if self.d_state % 2:
+            raise SilifDeployError(f"d_state must be even (N/2 complex modes), got {self.d_state}")
+        if self.neuron not in ("lif", "sdn", "heaviside"):
+            raise SilifDeployError(f"neuron must be lif, sdn or heaviside, got {self.neuron!r}")
+
+    @property
+    def family(self) -> str:
+        return FAMILY_BINARY_S4D if self.neuron == "heaviside" else FAMILY_SPIKING_SSM
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def require_streamable(config: SpikingSSMConfig, target: str) -> None:
+    """Refuse a bidirectional model for a streaming target: it looks ahead in time."""
+    if config.bidirectional:
+        raise SilifDeployError(
+            f"this {config.family} model is bidirectional (kernel.C has 2 channels): it convolves with "
+            f"future inputs, so it cannot run step by step on {target}; train it with bidirectional: false"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Modules (attribute names = the authors' state_dict keys)
+# ---------------------------------------------------------------------------------------------------
+def _vandermonde(c: torch.Tensor, dtA: torch.Tensor, length: int) -> torch.Tensor:
+    """K[c, h, l] = 2·Re Σ_n C′[c, h, n]·exp(dtA[h, n]·l), as S4's ``log_vandermonde_naive``."""
+    powers = torch.exp(dtA.unsqueeze(-1) * torch.arange(length, device=dtA.device))
+    return 2 * torch.einsum("chn, hnl -> chl", c, powers).real
+
+
+class S4DKernel(nn.Module):
+    """``trainable_B: false`` (the authors' ``S4DKernel``): dt = exp(log_dt); A = −exp(log_A_real) + i·A_imag;
+    λ = exp(dt·A); C′ = C·(λ − 1)/A (B = 1 folded, zero-order hold)."""
+
+    def __init__(self, cfg: SpikingSSMConfig, channels: int) -> None:
+        super().__init__()
+        h, n2 = cfg.d_model, cfg.d_state // 2
+        log_dt = torch.rand(h) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)
+        self.C = nn.Parameter(torch.view_as_real(torch.randn(channels, h, n2, dtype=torch.cfloat)))
+        self.log_dt = _ssm_parameter(log_dt, cfg.ssm_lr)
+        self.log_A_real = _ssm_parameter(torch.log(0.5 * torch.ones(h, n2)), cfg.ssm_lr)
+        self.A_imag = _ssm_parameter(math.pi * torch.arange(n2).repeat(h, 1).to(torch.float32), cfg.ssm_lr)
+
+    def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dt·A (H, N/2), λ (H, N/2), C′ (channels, H, N/2)), complex."""
+        dt = torch.exp(self.log_dt)
+        A = -torch.exp(self.log_A_real) + 1j * self.A_imag
+        dtA = A * dt.unsqueeze(-1)
+        lam = torch.exp(dtA)
+        return dtA, lam, torch.view_as_complex(self.C) * (lam - 1.0) / A
+
+
+class SSMKernelDiag(nn.Module):
+    """``trainable_B: true`` (S4's ``SSMKernelDiag``, init diag-lin, disc zoh, transforms exp): dt = exp(inv_dt);
+    A = −exp(A_real) − i·A_imag (Im A of opposite sign to S4DKernel's); λ = exp(dt·A); C′ = B·C·(λ − 1)/A."""
+
+    def __init__(self, cfg: SpikingSSMConfig, channels: int) -> None:
+        super().__init__()
+        h, n2 = cfg.d_model, cfg.d_state // 2
+        inv_dt = torch.rand(h, 1) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)
+        b = torch.ones(1, h, n2, dtype=torch.cfloat)
+        c = torch.randn(channels, h, n2, dtype=torch.cfloat)
+        # S4 passes the layer's float lr to every kernel tensor (C included); weight decay 0 except on C
+        self.inv_dt = _ssm_parameter(inv_dt, cfg.ssm_lr)
+        self.C = _ssm_parameter(torch.view_as_real(c), cfg.ssm_lr, weight_decay=None)
+        self.B = _ssm_parameter(torch.view_as_real(b), cfg.ssm_lr)
+        self.A_real = _ssm_parameter(torch.log(0.5 * torch.ones(h, n2)), cfg.ssm_lr)
+        self.A_imag = _ssm_parameter(math.pi * torch.arange(n2).repeat(h, 1).to(torch.float32), cfg.ssm_lr)
+
+    def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dt·A (H, N/2), λ (H, N/2), C′ (channels, H, N/2)), complex."""
+        dt = torch.exp(self.inv_dt)
+        A = -torch.exp(self.A_real) - 1j * self.A_imag
+        dtA = dt * A
+        lam = torch.exp(dtA)
+        c = torch.view_as_complex(self.B).unsqueeze(1) * torch.view_as_complex(self.C)  # (1, channels, H, N/2)
+        return dtA, lam, c.reshape(-1, *A.shape) * (lam - 1.0) / A
+
+
+def _ssm_parameter(tensor: torch.Tensor, lr: float, weight_decay: float | None = 0.0) -> nn.Parameter:
+    """A kernel parameter tagged, as the authors do, with its optimizer overrides (``_optim``)."""
+    p = nn.Parameter(tensor)
+    p._optim = {"lr": lr} if weight_decay is None else {"lr": lr, "weight_decay": weight_decay}  # type: ignore[attr-defined]
+    return p
+
+
+class _FrozenConv1d(nn.Module):
+    """A Conv1d whose weight and bias are buffers: the SDN never trains (and is no model parameter)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(c_out, c_in, k))
+        self.register_buffer("bias", torch.zeros(c_out))
+
+
+class SDNPredictor(nn.Module):
+    """The authors' FusedSDN membrane predictor: Conv1d(1→8, k=8, pad 8, first L kept) → ReLU →
+    (1×1 8→8) + skip → ReLU → 1×1 8→1. Sequence form of :func:`sdn_step`'s m_t."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = _FrozenConv1d(1, SDN_WIDTH, SDN_TAPS)
+        self.conv2 = _FrozenConv1d(SDN_WIDTH, SDN_WIDTH, 1)
+        self.conv3 = _FrozenConv1d(SDN_WIDTH, 1, 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """m (B, H, L) from y (B, H, L); m_t sees y_{t−8} … y_{t−1} only."""
+        shape, length = y.shape, y.shape[-1]
+        x = y.detach().reshape(-1, 1, length)
+        h = torch.relu(F.conv1d(x, self.conv1.weight, self.conv1.bias, padding=SDN_TAPS)[..., :length])
+        g = torch.relu(F.conv1d(h, self.conv2.weight, self.conv2.bias) + h)
+        return F.conv1d(g, self.conv3.weight, self.conv3.bias).reshape(shape)
+
+    def params(self) -> SDNParams:
+        return SDNParams(self.conv1.weight[:, 0, :], self.conv1.bias, self.conv2.weight[..., 0],
+                         self.conv2.bias, self.conv3.weight[0, :, 0], self.conv3.bias[0])
+
+
+class Soma(nn.Module):
+    """The neuron of one block; in ``sdn`` mode it holds the SDN as ``model`` (key ``neuron.model.*``)."""
+
+    def __init__(self, kind: Neuron) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "sdn":
+            self.model = SDNPredictor()
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Spikes (B, H, L) from the neuron input y (B, H, L), zero initial state."""
+        if self.kind == "heaviside":
+            return spike(y)
+        if self.kind == "sdn":
+            with torch.no_grad():
+                m = self.model(y)
+            return spike(m + y - 1.0)
+        state, p, out = LIFState(torch.zeros_like(y[..., 0])), LIFParams(), []
+        for t in range(y.shape[-1]):
+            s, state = lif_step(y[..., t], state, p)
+            out.append(s)
+        return torch.stack(out, -1)
+
+    def initial_state(self, like: torch.Tensor) -> LIFState | SDNState | None:
+        if self.kind == "lif":
+            return LIFState(torch.zeros_like(like))
+        if self.kind == "sdn":
+            return SDNState(like.new_zeros(*like.shape, SDN_TAPS))
+        return None
+
+    def step(self, y: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        if self.kind == "lif":
+            return lif_step(y, state, LIFParams())
+        if self.kind == "sdn":
+            return sdn_step(y, state, self.model.params())
+        return heaviside_step(y, state)
+
+
+class DropoutNd(nn.Module):
+    """S4's ``DropoutNd`` (tie=True): one Bernoulli mask per (batch, channel), shared over time."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (B, H, L)
+        if not self.training or self.p == 0.0:
+            return x
+        mask = torch.rand(*x.shape[:2], 1, device=x.device) < 1.0 - self.p
+        return x * mask / (1.0 - self.p)
+
+
+class SS4D(nn.Module):
+    """One block's S4D + threshold + neuron + GLU (the authors' ``SS4D``), on (B, H, L)."""
+
+    def __init__(self, cfg: SpikingSSMConfig) -> None:
+        super().__init__()
+        h = cfg.d_model
+        self.bidirectional = cfg.bidirectional
+        self.D = nn.Parameter(torch.randn(1, h))
+        if cfg.neuron != "heaviside":
+            self.ln_vth = nn.Parameter(torch.zeros(1) if cfg.shared_vth else torch.zeros(h, 1))
+        channels = 2 if cfg.bidirectional else 1
+        self.kernel = (SSMKernelDiag if cfg.trainable_B else S4DKernel)(cfg, channels)
+        self.neuron = Soma(cfg.neuron)
+        self.dropout = DropoutNd(cfg.dropout)
+        self.output_linear = nn.Sequential(nn.Conv1d(h, 2 * h, kernel_size=1), nn.GLU(dim=-2))
+
+    def threshold_scale(self, y: torch.Tensor) -> torch.Tensor:
+        """y / exp(ln_vth); binary S4D has no threshold."""
+        return y / torch.exp(self.ln_vth) if hasattr(self, "ln_vth") else y
+
+    def neuron_input(self, u: torch.Tensor) -> torch.Tensor:
+        """Kernel form: y = causal_conv(u, K) + D·u (FFT of length 2L, first L kept), divided by θ."""
+        length = u.shape[-1]
+        dtA, _, c = self.kernel.discrete()
+        k = _vandermonde(c, dtA, length)
+        if self.bidirectional:  # anti-causal second channel (float only: refused for streaming targets)
+            k = F.pad(k[:1], (0, length)) + F.pad(k[1:].flip(-1), (length, 0))
+        y = torch.fft.irfft(torch.einsum("bhl,chl->bchl", torch.fft.rfft(u, n=2 * length),
+                                         torch.fft.rfft(k, n=2 * length)), n=2 * length)[..., :length]
+        y = (y + torch.einsum("bhl,ch->bchl", u, self.D))[:, 0]
+        return self.threshold_scale(y)
+
+    def s4d_params(self) -> S4DParams:
+        if self.bidirectional:
+            raise SilifDeployError("a bidirectional S4D has no streaming form (it looks ahead in time)")
+        _, lam, c = self.kernel.discrete()
+        d = self.D[0]
+        inv_theta = torch.exp(-self.ln_vth).reshape(-1).expand_as(d) if hasattr(self, "ln_vth") else torch.ones_like(d)
+        return S4DParams(lam, c[0], d, inv_theta)
+
+    def glu_params(self) -> GLUParams:
+        w, b = self.output_linear[0].weight[..., 0], self.output_linear[0].bias
+        h = w.shape[1]
+        return GLUParams(w[:h], b[:h], w[h:], b[h:])
+
+
+class SpikingSSMBackbone(nn.Module):
+    """The authors' ``SpikingSSM`` (``s4_layers``, ``norms``); the block loop is in :class:`SpikingSSMNet`."""
+
+    def __init__(self, cfg: SpikingSSMConfig) -> None:
+        super().__init__()
+        self.s4_layers = nn.ModuleList(SS4D(cfg) for _ in range(cfg.n_layers))
+        norm = (lambda: nn.BatchNorm1d(cfg.d_model)) if cfg.norm == "batch" else (lambda: nn.LayerNorm(cfg.d_model))
+        self.norms = nn.ModuleList(norm() for _ in range(cfg.n_layers))
+        self.dropouts = nn.ModuleList(DropoutNd(cfg.dropout) for _ in range(cfg.n_layers))
+
+
+class SpikingSSMNet(nn.Module):
+    """Encoder Linear → SpikingSSM blocks → mean over time → decoder Linear (S4's ``sequence``/``pool``).
+
+    :meth:`forward` returns logits (B, classes) from x (B, L, d_input); :meth:`run` also returns the
+    per-block recordings under the goldens' names (time series as (B, L, H)).
+    """
+
+    def __init__(self, cfg: SpikingSSMConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.encoder = nn.Linear(cfg.d_input, cfg.d_model)
+        self.backbone = SpikingSSMBackbone(cfg)
+        self.decoder = nn.Linear(cfg.d_model, cfg.n_classes)
+
+    def forward(self, x: torch.Tensor, form: Form = "kernel") -> torch.Tensor:
+        return self.run(x, form)[0]
+
+    def run(self, x: torch.Tensor, form: Form = "kernel", record: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits and, with ``record``, {encoder_out, ssm_in_i, neuron_in_i, spikes_i, mix_out_i, block_out_i, pooled}."""
+        if form == "stream":
+            return self._run_stream(x, record)
+        if form != "kernel":
+            raise ValueError(f"form must be 'kernel' or 'stream', got {form!r}")
+        rec: dict[str, torch.Tensor] = {}
+        h = self.encoder(x)
+        if record:
+            rec["encoder_out"] = h
+        h = h.transpose(-1, -2)  # (B, H, L), the authors' layout
+        bb = self.backbone
+        for i, (layer, norm, drop) in enumerate(zip(bb.s4_layers, bb.norms, bb.dropouts)):
+            u = self._norm(norm, h) if self.config.prenorm else h
+            y = layer.neuron_input(u)
+            s = layer.dropout(layer.neuron(y))
+            z = drop(layer.output_linear(s))
+            h = z + h  # post-norm: the authors' norm(z) here is discarded, so it is not computed
+            if record:
+                for name, value in (("ssm_in", u), ("neuron_in", y), ("spikes", s), ("mix_out", z), ("block_out", h)):
+                    rec[f"{name}_{i}"] = value.transpose(-1, -2)
+        pooled = h.transpose(-1, -2).sum(dim=-2) / h.shape[-1]
+        if record:
+            rec["pooled"] = pooled
+        return self.decoder(pooled), rec
+
+    def _norm(self, norm: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        return norm(h) if self.config.norm == "batch" else norm(h.transpose(-1, -2)).transpose(-1, -2)
+
+    @torch.no_grad()
+    def _run_stream(self, x: torch.Tensor, record: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Streaming form: all blocks advance one step at a time through the step functions (eval only)."""
+        if self.training:
+            raise SilifDeployError("the streaming form runs in eval mode (BatchNorm with running statistics)")
+        layers, norms = list(self.backbone.s4_layers), list(self.backbone.norms)
+        s4d = [layer.s4d_params() for layer in layers]
+        glu = [layer.glu_params() for layer in layers]
+        enc = self.encoder(x)  # per step: a Linear on each x_t
+        batch, length = x.shape[:2]
+        s4d_state = [S4DState(enc.new_zeros(batch, p.lam.shape[0], p.lam.shape[1], dtype=p.lam.dtype)) for p in s4d]
+        soma_state = [layer.neuron.initial_state(enc[:, 0]) for layer in layers]
+        names = ("ssm_in", "neuron_in", "spikes", "mix_out", "block_out")
+        traces: dict[str, list[torch.Tensor]] = {f"{n}_{i}": [] for i in range(len(layers)) for n in names}
+        total = torch.zeros_like(enc[:, 0])
+        for t in range(length):
+            h = enc[:, t]
+            for i, layer in enumerate(layers):
+                u = norms[i](h) if self.config.prenorm else h
+                y, s4d_state[i] = s4d_step(u, s4d_state[i], s4d[i])
+                s, soma_state[i] = layer.neuron.step(y, soma_state[i])
+                z, _ = glu_step(s, None, glu[i])
+                h = z + h
+                if record:
+                    for name, value in zip(names, (u, y, s, z, h)):
+                        traces[f"{name}_{i}"].append(value)
+            total = total + h
+        pooled = total / length
+        rec: dict[str, torch.Tensor] = {}
+        if record:
+            rec = {k: torch.stack(v, dim=1) for k, v in traces.items()}
+            rec["encoder_out"], rec["pooled"] = enc, pooled
+        return self.decoder(pooled), rec
+
+
+def build_model(config: SpikingSSMConfig, seed: int | None = None) -> SpikingSSMNet:
+    """A freshly initialized model (the authors' init); ``sdn`` needs the SDN weights loaded after this."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return SpikingSSMNet(config)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The authors' checkpoints
+# ---------------------------------------------------------------------------------------------------
+_LIGHTNING_KEYS = {
+    "encoder.0.weight": "encoder.weight",
+    "encoder.0.bias": "encoder.bias",
+    "decoder.0.output_transform.weight": "decoder.weight",
+    "decoder.0.output_transform.bias": "decoder.bias",
+}
+
+
+def flat_state(obj: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(flat state_dict, hyper-parameters or None) from the authors' flat layout (``encoder.*``,
+    ``backbone.*``, ``decoder.*``) or S4's Lightning layout (``{"state_dict": {model.*, encoder.0.*,
+    decoder.0.output_transform.*}, "hyper_parameters": ...}``)."""
+    if not isinstance(obj, Mapping):
+        raise SilifDeployError(f"holds a {type(obj).__name__}, not a state_dict")
+    if isinstance(obj.get("state_dict"), Mapping):
+        hyper = obj.get("hyper_parameters")
+        state = {}
+        for key, value in obj["state_dict"].items():
+            if key.startswith("model."):
+                state["backbone." + key[len("model."):]] = value
+            else:
+                state[_LIGHTNING_KEYS.get(key, key)] = value
+        return state, dict(hyper) if isinstance(hyper, Mapping) else None
+    return dict(obj), None
+
+
+def is_spiking_ssm_state(state: Mapping[str, Any]) -> bool:
+    """Key-based family test (spec §5.1): an S4D kernel under ``backbone.s4_layers.<i>.kernel``."""
+    return any(_BLOCK_KEY.match(k) and ".kernel." in k for k in state)
+
+
+def _blocks(state: Mapping[str, Any]) -> dict[int, set[str]]:
+    blocks: dict[int, set[str]] = {}
+    for key in state:
+        m = _BLOCK_KEY.match(key)
+        if m:
+            blocks.setdefault(int(m.group(1)), set()).add(m.group(2))
+    return blocks
+
+
+def _shape(state: Mapping[str, Any], key: str, ndim: int) -> tuple[int, ...]:
+    value = state.get(key)
+    if value is None:
+        raise SilifDeployError(f"missing key {key}")
+    shape = tuple(getattr(value, "shape", ()))
+    if len(shape) != ndim:
+        raise SilifDeployError(f"'{key}' has shape {shape}; expected a {ndim}-D tensor")
+    return shape
+
+
+def infer_config(
+    state: Mapping[str, Any], neuron: Neuron = "lif", prenorm: bool | None = None,
+    hyper: Mapping[str, Any] | None = None,
+) -> SpikingSSMConfig:
+    """The configuration from the keys and shapes (spec §5.1). ``prenorm`` is not in the tensors: it
+    comes from the argument, else from the Lightning ``hyper_parameters``; a state without ``ln_vth``
+    is binary S4D (its neuron is the Heaviside, whatever ``neuron`` says unless it asks for the SDN)."""
+    blocks = _blocks(state)
+    if not blocks:
+        raise SilifDeployError("no 'backbone.s4_layers.<i>.' keys: not a SpikingSSM state_dict")
+    if sorted(blocks) != list(range(len(blocks))):
+        raise SilifDeployError(f"block indices are not contiguous from 0: s4_layers.{sorted(blocks)}")
+    keys = blocks[0]
+    _, h = _shape(state, "backbone.s4_layers.0.D", 2)
+    channels, _, n2, _ = _shape(state, "backbone.s4_layers.0.kernel.C", 4)
+    if "kernel.inv_dt" in keys:
+        trainable_b = True
+    elif "kernel.log_dt" in keys:
+        trainable_b = False
+    else:
+        raise SilifDeployError("backbone.s4_layers.0.kernel has neither log_dt (S4DKernel) nor inv_dt (SSMKernelDiag)")
+    if "ln_vth" not in keys:
+        if neuron == "sdn":
+            raise SilifDeployError("a binary-S4D state_dict (no ln_vth) has no SDN neuron: drop --neuron sdn")
+        neuron = "heaviside"
+    elif neuron == "heaviside":
+        raise SilifDeployError("this is a SpikingSSM state_dict (it has ln_vth): its neuron is lif or sdn")
+    if neuron == "sdn" and "neuron.model.conv1.weight" not in keys:
+        raise SilifDeployError(
+            "the checkpoint holds no SDN weights (backbone.s4_layers.<i>.neuron.model.*): it was built with "
+            "neuron='bptt'; use the exact LIF (neuron 'lif')"
+        )
+    if prenorm is None:
+        model_hp = (hyper or {}).get("model") if isinstance(hyper, Mapping) else None
+        if not isinstance(model_hp, Mapping) or not isinstance(model_hp.get("prenorm"), bool):
+            raise SilifDeployError(
+                "a flat SpikingSSM state_dict does not say where its norms act: give prenorm=True (the authors' "
+                "sc, aan, imdb, pathfinder, pathx configs) or prenorm=False (minst, pminst, cifar, listops, "
+                "dvs128gesture: the norms are computed and discarded)"
+            )
+        prenorm = model_hp["prenorm"]
+    if "norms.0.weight" not in {k[len("backbone."):] for k in state if k.startswith("backbone.norms.")}:
+        raise SilifDeployError("missing key backbone.norms.0.weight (the authors' SpikingSSM always builds its norms)")
+    vth = state.get("backbone.s4_layers.0.ln_vth")
+    return SpikingSSMConfig(
+        d_input=_shape(state, "encoder.weight", 2)[1],
+        d_model=h,
+        d_state=2 * n2,
+        n_layers=len(blocks),
+        n_classes=_shape(state, "decoder.weight", 2)[0],
+        prenorm=prenorm,
+        norm="batch" if "backbone.norms.0.running_mean" in state else "layer",
+        trainable_B=trainable_b,
+        bidirectional=channels == 2,
+        shared_vth=vth is not None and tuple(vth.shape) == (1,),
+        neuron=neuron,
+    )
+
+
+def model_from_state(
+    state: Mapping[str, Any], config: SpikingSSMConfig
+) -> SpikingSSMNet:
+    """An eval-mode model holding ``state`` (the SDN copies are dropped unless the neuron is the SDN)."""
+    model = SpikingSSMNet(config)
+    if config.neuron != "sdn":
+        state = {k: v for k, v in state.items() if ".neuron.model." not in k}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        text = " ".join(str(err).split())
+        raise SilifDeployError(f"the SpikingSSM state_dict does not fit its detected configuration: {text[:300]}") from None
+    return model.eval()
+
+
+def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(flat state_dict, hyper-parameters) from a ``.pt`` file, loaded with ``weights_only=True`` only."""
+    p = require_file(path, "checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" in str(err).lower() or "unsupported class" in str(err).lower():
+            raise SilifDeployError(
+                f"'{p}' needs arbitrary code to unpickle (not a plain state_dict); refused for safety. "
+                "Re-save it with torch.save(model.state_dict(), path)"
+            ) from None
+        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable pickle data)") from None
+    except Exception:  # noqa: BLE001 - torch.load raises many types on garbage
+        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable data)") from None
+    try:
+        state, hyper = flat_state(obj)
+    except SilifDeployError as err:
+        raise SilifDeployError(f"'{p}' {err}") from None
+    if not is_spiking_ssm_state(state):
+        raise SilifDeployError(f"'{p}' has no 'backbone.s4_layers.<i>.kernel' keys: not a SpikingSSM checkpoint")
+    return state, hyper
+
+
+def load_spiking_ssm(
+    path: str | os.PathLike, neuron: Neuron = "lif", prenorm: bool | None = None, target: str | None = None
+) -> SpikingSSMNet:
+    """Load the authors' SpikingSSM checkpoint (flat or Lightning layout) as an eval-mode float model.
+
+    ``neuron``: ``lif`` (exact LIF, default) or ``sdn`` (the checkpoint's SDN copies). ``target``: a
+    hardware target (e.g. ``"loihi2"``) refuses bidirectional models, which look ahead in time.
+    """
+    state, hyper = read_state(path)
+    try:
+        config = infer_config(state, neuron=neuron, prenorm=prenorm, hyper=hyper)
+        if target is not None:
+            require_streamable(config, target)
+    except SilifDeployError as err:
+        raise SilifDeployError(f"'{path}': {err}") from None
+    return model_from_state(state, config)
