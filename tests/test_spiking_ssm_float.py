@@ -1,0 +1,231 @@
+"""SpikingSSM / binary-S4D float models against the authors' code (``../shared/reference_models/spikingssm``).
+
+What each test proves:
+- the golden tests: our model, loaded from the authors' checkpoint files (flat and Lightning layouts),
+  produces the spikes of every block and the logits that the authors' own code produced (SDN repo @
+  709640e inside S4 @ e757cef), in both neuron modes, in the kernel form (FFT convolution, as they
+  run it) AND in the streaming form (a per-step recurrence and per-step neurons, sharing only the
+  discretization λ, C′ with the kernel form). The post-norm golden holds random BatchNorm statistics,
+  so it also proves the norms stay inert there;
+- the S4D recurrence equals the convolution with the materialized kernel on a long random input
+  (float64), beyond the goldens' 64 steps;
+- the configuration read from keys and shapes equals the goldens' recorded config;
+- bidirectional models are refused for hardware targets with one line, and their float form really
+  looks ahead in time (so the refusal is about something real).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import REFERENCE  # noqa: E402
+from silif_deploy import SilifDeployError  # noqa: E402
+from silif_deploy.converters.families.spiking_ssm import (  # noqa: E402
+    FAMILY_BINARY_S4D,
+    LIFParams,
+    LIFState,
+    S4DState,
+    heaviside_step,
+    infer_config,
+    lif_step,
+    load_spiking_ssm,
+    model_from_state,
+    read_state,
+    s4d_step,
+)
+
+GOLDENS = REFERENCE / "spikingssm"
+CONFIGS = ("pre_bn_s4d", "pre_bn_trainB", "post_bn_s4d")
+MODES = {"bptt": "lif", "sdn": "sdn"}  # golden mode -> our neuron name
+LOGIT_TOL = 1e-4
+
+
+def golden(config: str, mode: str) -> dict:
+    data = np.load(GOLDENS / f"{config}_seed7_{mode}.npz")
+    return {k: data[k] for k in data.files}
+
+
+def golden_config(g: dict) -> dict:
+    return json.loads(str(g["config_json"]))
+
+
+def golden_spikes(g: dict, i: int) -> np.ndarray:
+    shape = tuple(int(n) for n in g[f"spikes_l{i}_shape"])
+    return np.unpackbits(g[f"spikes_l{i}"], axis=-1, count=shape[-1]).reshape(shape)
+
+
+def check_against_golden(model, g: dict, form: str, dtype: torch.dtype) -> float:
+    """Assert identical spikes in every block; return max |logits - golden| (asserted <= 1e-4)."""
+    cfg = golden_config(g)
+    model = model.to(dtype)
+    with torch.no_grad():
+        logits, rec = model.run(torch.from_numpy(g["input"]).to(dtype), form=form, record=True)
+    for i in range(cfg["n_layers"]):
+        ours = rec[f"spikes_{i}"].numpy().astype(np.uint8)
+        theirs = golden_spikes(g, i)
+        assert ours.shape == theirs.shape
+        flips = int((ours != theirs).sum())
+        assert flips == 0, f"block {i}: {flips} spikes differ from the authors' ({form}, {dtype})"
+    err = float(np.abs(logits.double().numpy() - g["logits"].astype(np.float64)).max())
+    assert err <= LOGIT_TOL, f"max |logits - golden| = {err:.3g} ({form}, {dtype})"
+    assert (logits.argmax(-1).numpy() == g["prediction"]).all()
+    return err
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("config", CONFIGS)
+def test_kernel_form_equals_authors_code(config: str, mode: str) -> None:
+    g = golden(config, mode)
+    prenorm = golden_config(g)["prenorm"]
+    model = load_spiking_ssm(GOLDENS / f"{config}_seed7.pt", neuron=MODES[mode], prenorm=prenorm)
+    check_against_golden(model, g, "kernel", torch.float32)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_streaming_form_equals_authors_code(config: str, mode: str, dtype: torch.dtype) -> None:
+    """The per-step form (xi_t = lambda*xi_{t-1} + u_t, per-step LIF / SDN / GLU): what hardware runs."""
+    g = golden(config, mode)
+    model = load_spiking_ssm(GOLDENS / f"{config}_seed7.lightning.pt", neuron=MODES[mode])  # prenorm from its config
+    check_against_golden(model, g, "stream", dtype)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_lightning_layout_loads_the_same_model(config: str) -> None:
+    g = golden(config, "sdn")
+    prenorm = golden_config(g)["prenorm"]
+    flat = load_spiking_ssm(GOLDENS / f"{config}_seed7.pt", neuron="sdn", prenorm=prenorm)
+    lightning = load_spiking_ssm(GOLDENS / f"{config}_seed7.lightning.pt", neuron="sdn")
+    assert flat.config == lightning.config
+    a, b = flat.state_dict(), lightning.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_config_from_keys_and_shapes(config: str) -> None:
+    cfg = golden_config(golden(config, "bptt"))
+    state, hyper = read_state(GOLDENS / f"{config}_seed7.lightning.pt")
+    ours = infer_config(state, neuron="lif", hyper=hyper)
+    assert (ours.d_input, ours.d_model, ours.d_state, ours.n_layers, ours.n_classes) == (
+        cfg["d_input"], cfg["H"], cfg["N"], cfg["n_layers"], cfg["classes"])
+    assert (ours.prenorm, ours.norm, ours.trainable_B, ours.bidirectional, ours.shared_vth) == (
+        cfg["prenorm"], cfg["norm"], cfg["trainable_B"], cfg["bidirectional"], cfg["shared_vth"])
+
+
+@pytest.mark.parametrize("config", ["pre_bn_s4d", "pre_bn_trainB"])
+def test_s4d_recurrence_equals_convolution_kernel(config: str) -> None:
+    """xi_t = lambda*xi_{t-1} + u_t read out per step equals causal_conv(u, K) + D*u over 512 steps."""
+    model = load_spiking_ssm(GOLDENS / f"{config}_seed7.pt", prenorm=True).double()
+    layer = model.backbone.s4_layers[0]
+    u = torch.from_numpy(np.random.default_rng(0).normal(size=(3, model.config.d_model, 512)))
+    with torch.no_grad():
+        conv = layer.neuron_input(u)
+        params = layer.s4d_params()
+        state = S4DState(torch.zeros(3, *params.lam.shape, dtype=params.lam.dtype))
+        steps = []
+        for t in range(u.shape[-1]):
+            y, state = s4d_step(u[..., t], state, params)
+            steps.append(y)
+    stream = torch.stack(steps, -1)
+    assert float((stream - conv).abs().max()) < 1e-9 * float(conv.abs().max())
+
+
+def write_variant(tmp_path: Path, config: str, change) -> Path:
+    state, _ = read_state(GOLDENS / f"{config}_seed7.pt")
+    change(state)
+    out = tmp_path / f"{config}_variant.pt"
+    torch.save(state, out)
+    return out
+
+
+def _bidirectional(zero_backward: bool):
+    def change(state: dict) -> None:
+        for key in [k for k in state if k.endswith("kernel.C")]:
+            back = torch.zeros_like(state[key]) if zero_backward else state[key].flip(1)
+            state[key] = torch.cat([state[key], back], dim=0)  # (2, H, N/2, 2): two kernel channels
+    return change
+
+
+def test_bidirectional_refused_for_hardware_targets(tmp_path: Path) -> None:
+    path = write_variant(tmp_path, "post_bn_s4d", _bidirectional(zero_backward=False))
+    with pytest.raises(SilifDeployError) as err:
+        load_spiking_ssm(path, prenorm=False, target="loihi2")
+    message = str(err.value)
+    assert "\n" not in message and "bidirectional" in message and "loihi2" in message
+    model = load_spiking_ssm(path, prenorm=False)  # float only
+    assert model.config.bidirectional
+    with pytest.raises(SilifDeployError):
+        model.run(torch.zeros(1, 8, 1), form="stream")
+    # it really looks ahead: an input change at t0 changes the neuron input before t0
+    x = torch.from_numpy(golden("post_bn_s4d", "bptt")["input"])
+    x2 = x.clone()
+    x2[:, 40] += 1.0
+    with torch.no_grad():
+        a = model.run(x, record=True)[1]["neuron_in_0"]
+        b = model.run(x2, record=True)[1]["neuron_in_0"]
+    assert float((a[:, :40] - b[:, :40]).abs().max()) > 1e-3
+
+
+def test_bidirectional_with_silent_backward_channel_is_the_causal_model(tmp_path: Path) -> None:
+    g = golden("post_bn_s4d", "bptt")
+    path = write_variant(tmp_path, "post_bn_s4d", _bidirectional(zero_backward=True))
+    check_against_golden(load_spiking_ssm(path, prenorm=False), g, "kernel", torch.float32)
+
+
+def test_loader_refusals(tmp_path: Path) -> None:
+    with pytest.raises(SilifDeployError, match="prenorm"):
+        load_spiking_ssm(GOLDENS / "pre_bn_s4d_seed7.pt")  # flat files do not say where the norms act
+    no_sdn = write_variant(tmp_path, "pre_bn_s4d",
+                           lambda s: [s.pop(k) for k in [k for k in s if ".neuron.model." in k]])
+    with pytest.raises(SilifDeployError, match="SDN"):
+        load_spiking_ssm(no_sdn, neuron="sdn", prenorm=True)
+    load_spiking_ssm(no_sdn, neuron="lif", prenorm=True)  # the authors' "bptt" layout
+    pickled = tmp_path / "object.pt"
+    torch.save({"backbone.s4_layers.0.kernel.C": Path("x")}, pickled)
+    with pytest.raises(SilifDeployError, match="refused for safety"):
+        load_spiking_ssm(pickled, prenorm=True)
+    other = tmp_path / "silif.pt"
+    torch.save({"snn.0.W.weight": torch.zeros(2, 2)}, other)
+    with pytest.raises(SilifDeployError, match="not a SpikingSSM"):
+        load_spiking_ssm(other, prenorm=True)
+    bad_shape = write_variant(tmp_path, "pre_bn_s4d", lambda s: s.update({"decoder.bias": torch.zeros(3)}))
+    with pytest.raises(SilifDeployError, match="does not fit"):
+        load_spiking_ssm(bad_shape, prenorm=True)
+
+
+def test_binary_s4d_reconstruction() -> None:
+    """A state without ln_vth is binary S4D: Heaviside [y >= 0] on the S4D output, no membrane; the
+    kernel and streaming forms agree, and the spikes are exactly the sign test of the neuron input."""
+    state, _ = read_state(GOLDENS / "pre_bn_s4d_seed7.pt")
+    state = {k: v for k, v in state.items() if not k.endswith("ln_vth")}
+    config = infer_config(state, prenorm=True)
+    assert config.family == FAMILY_BINARY_S4D and config.neuron == "heaviside"
+    model = model_from_state(state, config).double()
+    x = torch.from_numpy(golden("pre_bn_s4d", "bptt")["input"]).double()
+    with torch.no_grad():
+        logits_k, rec_k = model.run(x, "kernel", record=True)
+        logits_s, rec_s = model.run(x, "stream", record=True)
+    for i in range(config.n_layers):
+        assert torch.equal(rec_k[f"spikes_{i}"], (rec_k[f"neuron_in_{i}"] >= 0).double())
+        assert torch.equal(rec_k[f"spikes_{i}"], rec_s[f"spikes_{i}"])
+    assert float((logits_k - logits_s).abs().max()) < 1e-9
+
+
+def test_spike_test_is_non_strict() -> None:
+    """The authors spike at v' - 1 >= 0 (unlike SiLIF's strict >): exactly at threshold is a spike,
+    and the hard reset then zeroes the membrane; just below decays by tau = 0.125."""
+    y = torch.tensor([1.0, 1.0 - 2**-20, 0.0])
+    s, state = lif_step(y, LIFState(torch.zeros(3)), LIFParams())
+    assert s.tolist() == [1.0, 0.0, 0.0]
+    assert state.v.tolist() == [0.0, 1.0 - 2**-20, 0.0]
+    s2, state2 = lif_step(torch.zeros(3), state, LIFParams())
+    assert s2.tolist() == [0.0, 0.0, 0.0] and state2.v[1] == (1.0 - 2**-20) * 0.125
+    assert heaviside_step(torch.tensor([0.0, -1e-30]), None)[0].tolist() == [1.0, 0.0]
