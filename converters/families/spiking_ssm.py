@@ -33,7 +33,7 @@ import os
 import pickle
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping, NamedTuple
 
 import torch
@@ -93,7 +93,7 @@ class S4DState(NamedTuple):
 
 
 def s4d_step(u: torch.Tensor, state: S4DState, p: S4DParams) -> tuple[torch.Tensor, S4DState]:
-    """S4D, streaming: ξ_t = λ ⊙ ξ_{t−1} + u_t;  y_t = (2·Re Σ_n C′_n ξ_{t,n} + D·u_t) / θ.  ξ_{−1} = 0."""
+    """S4D, streaming: ξ_t = λ ⊙ ξ_{t−1} + u_t;  y_t = (2·Re Σ_n C′_n ξ_{t,n} + D·u_t) / θ;  ξ_{−1} = 0."""
     xi = p.lam * state.xi + u.unsqueeze(-1)
     y = 2.0 * (p.c * xi).sum(-1).real + p.d * u
     return y * p.inv_theta, S4DState(xi)
@@ -113,7 +113,7 @@ class LIFState(NamedTuple):
 
 
 def lif_step(y: torch.Tensor, state: LIFState, p: LIFParams) -> tuple[torch.Tensor, LIFState]:
-    """Exact LIF: v′_t = τ·v_{t−1} + y_t;  s_t = [v′_t − v_th ≥ 0];  v_t = (1 − s_t)·v′_t (hard reset to 0)."""
+    """Exact LIF: v′_t = τ·v_{t−1} + y_t;  s_t = [v′_t − v_th ≥ 0];  v_t = (1 − s_t)·v′_t (reset to 0)."""
     v = state.v * p.tau + y
     s = spike(v - p.v_th)
     return s, LIFState((1.0 - s.detach()) * v)
@@ -154,7 +154,8 @@ def heaviside_step(y: torch.Tensor, state: None, p: None = None) -> tuple[torch.
 
 
 class GLUParams(NamedTuple):
-    """Feature mixing ``Conv1d(H, 2H, k=1)`` + GLU: ``w_a, b_a`` value rows 0…H−1, ``w_b, b_b`` gate rows H…2H−1."""
+    """Feature mixing ``Conv1d(H, 2H, k=1)`` + GLU: ``w_a, b_a`` value rows 0…H−1, ``w_b, b_b`` gate
+    rows H…2H−1."""
 
     w_a: torch.Tensor
     b_a: torch.Tensor
@@ -205,9 +206,6 @@ class SpikingSSMConfig:
     def family(self) -> str:
         return FAMILY_BINARY_S4D if self.neuron == "heaviside" else FAMILY_SPIKING_SSM
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def require_streamable(config: SpikingSSMConfig, target: str) -> None:
     """Refuse a bidirectional model for a streaming target: it looks ahead in time."""
@@ -251,7 +249,8 @@ class S4DKernel(nn.Module):
 
 class SSMKernelDiag(nn.Module):
     """``trainable_B: true`` (S4's ``SSMKernelDiag``, init diag-lin, disc zoh, transforms exp): dt = exp(inv_dt);
-    A = −exp(A_real) − i·A_imag (Im A of opposite sign to S4DKernel's); λ = exp(dt·A); C′ = B·C·(λ − 1)/A."""
+    A = −exp(A_real) − i·A_imag (Im A of opposite sign to S4DKernel's); λ = exp(dt·A);
+    C′ = B·C·(λ − 1)/A."""
 
     def __init__(self, cfg: SpikingSSMConfig, channels: int) -> None:
         super().__init__()
@@ -279,7 +278,8 @@ class SSMKernelDiag(nn.Module):
 def _ssm_parameter(tensor: torch.Tensor, lr: float, weight_decay: float | None = 0.0) -> nn.Parameter:
     """A kernel parameter tagged, as the authors do, with its optimizer overrides (``_optim``)."""
     p = nn.Parameter(tensor)
-    p._optim = {"lr": lr} if weight_decay is None else {"lr": lr, "weight_decay": weight_decay}  # type: ignore[attr-defined]
+    optim = {"lr": lr} if weight_decay is None else {"lr": lr, "weight_decay": weight_decay}
+    p._optim = optim  # type: ignore[attr-defined]
     return p
 
 
@@ -441,8 +441,11 @@ class SpikingSSMNet(nn.Module):
     def forward(self, x: torch.Tensor, form: Form = "kernel") -> torch.Tensor:
         return self.run(x, form)[0]
 
-    def run(self, x: torch.Tensor, form: Form = "kernel", record: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits and, with ``record``, {encoder_out, ssm_in_i, neuron_in_i, spikes_i, mix_out_i, block_out_i, pooled}."""
+    def run(
+        self, x: torch.Tensor, form: Form = "kernel", record: bool = False
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits and, with ``record``, the time series (B, L, H) ``encoder_out``, ``ssm_in_<i>``,
+        ``neuron_in_<i>``, ``spikes_<i>``, ``mix_out_<i>``, ``block_out_<i>`` and ``pooled`` (B, H)."""
         if form == "stream":
             return self._run_stream(x, record)
         if form != "kernel":
@@ -635,7 +638,9 @@ def model_from_state(
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         text = " ".join(str(err).split())
-        raise SilifDeployError(f"the SpikingSSM state_dict does not fit its detected configuration: {text[:300]}") from None
+        raise SilifDeployError(
+            f"the SpikingSSM state_dict does not fit its detected configuration: {text[:300]}"
+        ) from None
     return model.eval()
 
 
@@ -680,3 +685,42 @@ def load_spiking_ssm(
     except SilifDeployError as err:
         raise SilifDeployError(f"'{path}': {err}") from None
     return model_from_state(state, config)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Size and training
+# ---------------------------------------------------------------------------------------------------
+def parameter_counts(model: SpikingSSMNet) -> dict[str, int]:
+    """Trainable parameters by part: encoder, backbone (inert post-norm norms included, the frozen
+    SDN copies excluded: they are buffers and never train), decoder, total (spec §6 counts)."""
+    counts = {"encoder": 0, "backbone": 0, "decoder": 0}
+    for name, p in model.named_parameters():
+        counts[name.split(".", 1)[0]] += p.numel()
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def make_optimizer(model: nn.Module, lr: float = 0.01, weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """The authors' optimizer (S4 ``train.py`` ``configure_optimizers``): AdamW(lr, weight_decay) over the
+    parameters without ``_optim``, then one group per distinct ``_optim`` override (the SSM kernel's
+    dt and A, and B/C of ``SSMKernelDiag``: lr = min(lr, 0.001), weight decay 0 except on C)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([p for p in params if not hasattr(p, "_optim")], lr=lr, weight_decay=weight_decay)
+    overrides = list(dict.fromkeys(frozenset(p._optim.items()) for p in params if hasattr(p, "_optim")))
+    for hp in sorted(overrides, key=sorted):
+        group = [p for p in params if hasattr(p, "_optim") and frozenset(p._optim.items()) == hp]
+        optimizer.add_param_group({"params": group, "lr": lr, "weight_decay": weight_decay, **dict(hp)})
+    return optimizer
+
+
+def train_step(
+    model: SpikingSSMNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """One optimizer step on a batch (kernel form, BPTT through the exact LIF or the SDN's surrogate):
+    cross-entropy of the logits; returns the batch loss before the step."""
+    model.train()
+    loss = F.cross_entropy(model(x), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
