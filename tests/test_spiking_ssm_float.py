@@ -299,3 +299,21 @@ def test_one_train_step_reduces_the_loss(neuron: str) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
     # the kernel of block 0 reaches the loss only through the spikes: the surrogate gradient passed
     assert float(model.backbone.s4_layers[0].kernel.C.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("form", ["kernel", "stream"])
+def test_causal_step_t_depends_on_inputs_up_to_t(form: str) -> None:
+    """As the goldens' causality record (meta_json): a change at t0 = 32 leaves every spike before t0
+    and the residual stream before t0 unchanged (the kernel form's 2L zero padding makes the FFT
+    convolution linear, not circular) and changes spikes at t0 (no delay anywhere)."""
+    g = golden("pre_bn_s4d", "bptt")
+    model = load_spiking_ssm(GOLDENS / "pre_bn_s4d_seed7.pt", prenorm=True)
+    x = torch.from_numpy(g["input"])
+    x2 = x.clone()
+    x2[:, 32] += 3.0
+    with torch.no_grad():
+        a, b = model.run(x, form, record=True)[1], model.run(x2, form, record=True)[1]
+    for i in range(model.config.n_layers):
+        assert torch.equal(a[f"spikes_{i}"][:, :32], b[f"spikes_{i}"][:, :32])
+        assert float((a[f"block_out_{i}"][:, :32] - b[f"block_out_{i}"][:, :32]).abs().max()) < 1e-5
+    assert not torch.equal(a["spikes_0"][:, 32], b["spikes_0"][:, 32])
