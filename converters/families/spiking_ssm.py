@@ -28,6 +28,7 @@ no reset, no learnable threshold), then the same GLU mixing and residual.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import pickle
@@ -36,6 +37,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -724,3 +726,70 @@ def train_step(
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+# ---------------------------------------------------------------------------------------------------
+# The float network as numpy (what NIR export and quantization read)
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class S4DBlockArrays:
+    """One block in float64 / complex128, every fold applied, for the streaming form:
+
+    u_t = norm_scale·x_t + norm_shift (pre-norm BatchNorm folded; identity when post-norm: inert);
+    ξ_t = lam·ξ_{t−1} + u_t;  y_t = (2·Re Σ_n c_n·ξ_{t,n} + d·u_t) / theta;  s_t = neuron(y_t);
+    z_t = (glu_w[:H]·s_t + glu_b[:H]) ⊙ σ(glu_w[H:]·s_t + glu_b[H:]);  x_t ← x_t + z_t.
+    """
+
+    norm_scale: np.ndarray  # (H,)
+    norm_shift: np.ndarray  # (H,)
+    lam: np.ndarray  # (H, N/2) complex
+    c: np.ndarray  # (H, N/2) complex: C′ with B and the zero-order hold folded in
+    d: np.ndarray  # (H,)
+    theta: np.ndarray  # (H,) exp(ln_vth); ones for binary S4D
+    glu_w: np.ndarray  # (2H, H): value rows then gate rows
+    glu_b: np.ndarray  # (2H,)
+
+
+@dataclass(frozen=True)
+class SpikingSSMArrays:
+    """The whole network: ``encoder_w`` (H, d_input), ``encoder_b``, the blocks, then the mean over time
+    and ``decoder_w`` (classes, H), ``decoder_b``. ``config.neuron`` names the soma the model ran."""
+
+    config: SpikingSSMConfig
+    encoder_w: np.ndarray
+    encoder_b: np.ndarray
+    blocks: tuple[S4DBlockArrays, ...]
+    decoder_w: np.ndarray
+    decoder_b: np.ndarray
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    return t.numpy().astype(np.complex128 if t.is_complex() else np.float64)
+
+
+@torch.no_grad()
+def extract_arrays(model: SpikingSSMNet) -> SpikingSSMArrays:
+    """The float network as numpy; λ and C′ discretized in float64 from the trained parameters."""
+    cfg = model.config
+    require_streamable(cfg, "a streaming form")
+    if cfg.prenorm and cfg.norm == "layer":
+        raise SilifDeployError(
+            "a pre-norm LayerNorm does not fold into a per-channel affine: such models are float-only"
+        )
+    blocks = []
+    for layer, norm in zip(model.backbone.s4_layers, model.backbone.norms):
+        h = cfg.d_model
+        if cfg.prenorm:
+            scale = _np(norm.weight) / np.sqrt(_np(norm.running_var) + norm.eps)
+            shift = _np(norm.bias) - scale * _np(norm.running_mean)
+        else:
+            scale, shift = np.ones(h), np.zeros(h)
+        _, lam, c = copy.deepcopy(layer.kernel).double().discrete()
+        ln_vth = getattr(layer, "ln_vth", None)
+        theta = np.broadcast_to(np.exp(_np(ln_vth).reshape(-1)), (h,)).copy() if ln_vth is not None else np.ones(h)
+        conv = layer.output_linear[0]
+        blocks.append(S4DBlockArrays(scale, shift, _np(lam), _np(c[0]), _np(layer.D[0]), theta,
+                                     _np(conv.weight[..., 0]), _np(conv.bias)))
+    return SpikingSSMArrays(cfg, _np(model.encoder.weight), _np(model.encoder.bias), tuple(blocks),
+                            _np(model.decoder.weight), _np(model.decoder.bias))
