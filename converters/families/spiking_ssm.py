@@ -80,12 +80,12 @@ spike = PiecewiseQuadraticSpike.apply
 # ---------------------------------------------------------------------------------------------------
 class S4DParams(NamedTuple):
     """Discrete S4D of one layer: ``lam`` λ (H, N/2) complex, ``c`` C′ (H, N/2) complex with B and the
-    zero-order hold folded in, ``d`` D (H,), ``inv_theta`` 1/θ (H,) (ones for binary S4D)."""
+    zero-order hold folded in, ``d`` D (H,), ``theta`` θ = exp(ln_vth) (H,) (ones for binary S4D)."""
 
     lam: torch.Tensor
     c: torch.Tensor
     d: torch.Tensor
-    inv_theta: torch.Tensor
+    theta: torch.Tensor
 
 
 class S4DState(NamedTuple):
@@ -98,7 +98,7 @@ def s4d_step(u: torch.Tensor, state: S4DState, p: S4DParams) -> tuple[torch.Tens
     """S4D, streaming: ξ_t = λ ⊙ ξ_{t−1} + u_t;  y_t = (2·Re Σ_n C′_n ξ_{t,n} + D·u_t) / θ;  ξ_{−1} = 0."""
     xi = p.lam * state.xi + u.unsqueeze(-1)
     y = 2.0 * (p.c * xi).sum(-1).real + p.d * u
-    return y * p.inv_theta, S4DState(xi)
+    return y / p.theta, S4DState(xi)
 
 
 class LIFParams(NamedTuple):
@@ -214,7 +214,7 @@ def require_streamable(config: SpikingSSMConfig, target: str) -> None:
     if config.bidirectional:
         raise SilifDeployError(
             f"this {config.family} model is bidirectional (kernel.C has 2 channels): it convolves with "
-            f"future inputs, so it cannot run step by step on {target}; train it with bidirectional: false"
+            f"future inputs, so {target} cannot run it step by step; train it with bidirectional: false"
         )
 
 
@@ -402,12 +402,11 @@ class SS4D(nn.Module):
         return self.threshold_scale(y)
 
     def s4d_params(self) -> S4DParams:
-        if self.bidirectional:
-            raise SilifDeployError("a bidirectional S4D has no streaming form (it looks ahead in time)")
+        """The streaming form's parameters (causal models only: see :func:`require_streamable`)."""
         _, lam, c = self.kernel.discrete()
         d = self.D[0]
-        inv_theta = torch.exp(-self.ln_vth).reshape(-1).expand_as(d) if hasattr(self, "ln_vth") else torch.ones_like(d)
-        return S4DParams(lam, c[0], d, inv_theta)
+        theta = torch.exp(self.ln_vth).reshape(-1).expand_as(d) if hasattr(self, "ln_vth") else torch.ones_like(d)
+        return S4DParams(lam, c[0], d, theta)
 
     def glu_params(self) -> GLUParams:
         w, b = self.output_linear[0].weight[..., 0], self.output_linear[0].bias
@@ -480,6 +479,7 @@ class SpikingSSMNet(nn.Module):
         """Streaming form: all blocks advance one step at a time through the step functions (eval only)."""
         if self.training:
             raise SilifDeployError("the streaming form runs in eval mode (BatchNorm with running statistics)")
+        require_streamable(self.config, "the streaming form")
         layers, norms = list(self.backbone.s4_layers), list(self.backbone.norms)
         s4d = [layer.s4d_params() for layer in layers]
         glu = [layer.glu_params() for layer in layers]
@@ -772,7 +772,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def extract_arrays(model: SpikingSSMNet) -> SpikingSSMArrays:
     """The float network as numpy; λ and C′ discretized in float64 from the trained parameters."""
     cfg = model.config
-    require_streamable(cfg, "a streaming form")
+    require_streamable(cfg, "the streaming form")
     if cfg.prenorm and cfg.norm == "layer":
         raise SilifDeployError(
             "a pre-norm LayerNorm does not fold into a per-channel affine: such models are float-only"
