@@ -284,12 +284,7 @@ def test_optimizer_split_follows_the_authors(trainable_b: bool) -> None:
 @pytest.mark.parametrize("neuron", ["lif", "sdn", "heaviside"])
 def test_one_train_step_reduces_the_loss(neuron: str) -> None:
     config = SpikingSSMConfig(d_input=3, d_model=16, d_state=8, n_layers=2, n_classes=4, prenorm=True, neuron=neuron)
-    if neuron == "sdn":  # the SDN comes with the authors' checkpoints only: borrow its 153 weights
-        model = build_model(config, seed=0)
-        sdn = {k: v for k, v in read_state(GOLDENS / "pre_bn_s4d_seed7.pt")[0].items() if ".neuron.model." in k}
-        model.load_state_dict(sdn, strict=False)
-    else:
-        model = build_model(config, seed=0)
+    model = build_model(config, seed=0)
     gen = torch.Generator().manual_seed(1)
     x, labels = torch.randn(8, 32, 3, generator=gen), torch.randint(0, 4, (8,), generator=gen)
     opt = make_optimizer(model)
@@ -366,3 +361,17 @@ def test_layernorm_prenorm_is_float_only() -> None:
     with pytest.raises(SilifDeployError, match="float-only"):
         extract_arrays(model)
     model.eval()(torch.zeros(1, 5, 1), form="stream")  # the float model itself runs it
+
+
+def test_shipped_sdn_weights_are_the_authors() -> None:
+    """The SDN shipped in the package (so a fresh sdn model needs no TorchScript file) equals, bit for
+    bit, every copy in the authors' checkpoints."""
+    fresh = build_model(SpikingSSMConfig(1, 4, 2, 1, 2, prenorm=True, neuron="sdn"), seed=0)
+    shipped = {k.split("neuron.model.")[1]: v for k, v in fresh.state_dict().items() if ".neuron.model." in k}
+    assert sum(v.numel() for v in shipped.values()) == 153
+    for config in CONFIGS:
+        state, _ = read_state(GOLDENS / f"{config}_seed7.pt")
+        copies = [k for k in state if ".neuron.model." in k]
+        assert len(copies) == 6 * golden_config(golden(config, "sdn"))["n_layers"]
+        for key in copies:
+            assert torch.equal(state[key], shipped[key.split("neuron.model.")[1]]), key

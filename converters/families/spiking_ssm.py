@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from silif_deploy.converters.families.sdn_weights import SDN_WEIGHTS
 from silif_deploy.converters.files import require_file
 from silif_deploy.errors import SilifDeployError
 
@@ -51,7 +52,7 @@ FAMILY_SPIKING_SSM = "spiking_ssm"
 FAMILY_BINARY_S4D = "binary_s4d"
 BINARY_S4D_LABEL = "binary S4D (reconstruction: the authors' code is unpublished; spec spiking_ssm.md §7)"
 LIF_TAU = 0.125  # the authors' BPTTNueron default; the shipped SDN was fitted to it (spec §4.1)
-SDN_WIDTH, SDN_TAPS = 8, 8  # FusedSDN: Conv1d(1 -> 8, k = 8) then 1x1 convolutions (spec §4.1)
+SDN_TAPS = SDN_WEIGHTS["conv1.weight"][0][-1]  # FusedSDN's Conv1d(1 -> 8, k = 8): m_t sees 8 past inputs
 _BLOCK_KEY = re.compile(r"^backbone\.s4_layers\.(\d+)\.(.+)$")
 
 
@@ -286,12 +287,14 @@ def _ssm_parameter(tensor: torch.Tensor, lr: float, weight_decay: float | None =
 
 
 class _FrozenConv1d(nn.Module):
-    """A Conv1d whose weight and bias are buffers: the SDN never trains (and is no model parameter)."""
+    """One SDN Conv1d, weight and bias as buffers (the SDN never trains and is no model parameter),
+    initialized with the authors' trained values (``sdn_weights.py``)."""
 
-    def __init__(self, c_in: int, c_out: int, k: int) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.register_buffer("weight", torch.zeros(c_out, c_in, k))
-        self.register_buffer("bias", torch.zeros(c_out))
+        for attr in ("weight", "bias"):
+            shape, values = SDN_WEIGHTS[f"{name}.{attr}"]
+            self.register_buffer(attr, torch.tensor(values, dtype=torch.float32).reshape(shape))
 
 
 class SDNPredictor(nn.Module):
@@ -300,9 +303,7 @@ class SDNPredictor(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = _FrozenConv1d(1, SDN_WIDTH, SDN_TAPS)
-        self.conv2 = _FrozenConv1d(SDN_WIDTH, SDN_WIDTH, 1)
-        self.conv3 = _FrozenConv1d(SDN_WIDTH, 1, 1)
+        self.conv1, self.conv2, self.conv3 = (_FrozenConv1d(f"conv{k}") for k in (1, 2, 3))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """m (B, H, L) from y (B, H, L); m_t sees y_{t−8} … y_{t−1} only."""
@@ -511,7 +512,7 @@ class SpikingSSMNet(nn.Module):
 
 
 def build_model(config: SpikingSSMConfig, seed: int | None = None) -> SpikingSSMNet:
-    """A freshly initialized model (the authors' init); ``sdn`` needs the SDN weights loaded after this."""
+    """A freshly initialized model (the authors' init; ``sdn`` gets the authors' trained SDN)."""
     if seed is not None:
         torch.manual_seed(seed)
     return SpikingSSMNet(config)
