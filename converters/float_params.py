@@ -42,6 +42,25 @@ class FloatNetwork:
     readout: FloatLayer
 
 
+def first_difference(a: FloatNetwork, b: FloatNetwork) -> str | None:
+    """Where two float networks differ (exact equality of every array, dtype included), else None."""
+    if (a.model_type, a.n_inputs, len(a.hidden)) != (b.model_type, b.n_inputs, len(b.hidden)):
+        return (f"the network ({a.model_type}, {a.n_inputs} inputs, {len(a.hidden)} hidden layers against "
+                f"{b.model_type}, {b.n_inputs}, {len(b.hidden)})")
+    for i, (x, y) in enumerate(zip([*a.hidden, a.readout], [*b.hidden, b.readout])):
+        where = f"layer {i}" if i < len(a.hidden) else "the readout"
+        if x.kind != y.kind:
+            return f"{where}: kind {x.kind} against {y.kind}"
+        arrays = {"weight": (x.weight, y.weight), "bias": (x.bias, y.bias), "gain": (x.gain, y.gain)}
+        if x.coefficients.keys() != y.coefficients.keys():
+            return f"{where}: coefficients {sorted(x.coefficients)} against {sorted(y.coefficients)}"
+        arrays |= {k: (v, y.coefficients[k]) for k, v in x.coefficients.items()}
+        for name, (u, v) in arrays.items():
+            if u.dtype != v.dtype or u.shape != v.shape or not np.array_equal(u, v):
+                return f"{where}: {name}"
+    return None
+
+
 def _fold_batchnorm(layer) -> tuple[np.ndarray, np.ndarray]:
     norm = layer.norm
     sigma = np.sqrt(norm.running_var.detach().double().numpy() + norm.eps)

@@ -96,6 +96,19 @@ def model_from_nir_file(path: str | os.PathLike):
     return model
 
 
+def check_round_trip(path: str | os.PathLike, expected) -> None:
+    """Read the NIR file at ``path`` back and refuse, in one line, unless its float network equals
+    ``expected`` (a :class:`~silif_deploy.converters.float_params.FloatNetwork`) bit for bit."""
+    from silif_deploy.converters.float_params import first_difference, float_network
+
+    where = first_difference(expected, float_network(model_from_nir_file(path)))
+    if where is not None:
+        raise SilifDeployError(
+            f"'{Path(path).name}' read back does not give the exported float network ({where} differs); "
+            "nothing was written: please report this as a bug"
+        )
+
+
 def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
     """Rebuild the eval-mode ``SpikingNetwork`` of an exact-profile graph written by :mod:`nir_export`.
 

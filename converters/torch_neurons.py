@@ -43,7 +43,9 @@ if torch is not None:
 
     spike = BoxcarSpike.apply
     Module: type = nn.Module
-else:  # pragma: no cover - the Lava environment
+else:  # pragma: no cover - the Lava environment: the step functions are never called there
+    BoxcarSpike = spike = None  # type: ignore[assignment,misc]
+
     class Module:  # type: ignore[no-redef]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise SilifDeployError(
