@@ -111,23 +111,29 @@ def family_keys(layer_cls: type) -> frozenset[str]:
         return neuron_keys(layer_cls(1, 1).state_dict())
 
 
-def candidate_types(state: Mapping[str, Any]) -> list[str]:
-    """The detectable families that explain most of the first hidden layer's neuron keys: of those
-    whose keys it all has, the ones with the most keys (SiLIF's keys include adLIF's, which include
-    LIF's); a key no family has is left for :func:`build_model` to name."""
-    from silif_deploy.converters.families import FAMILIES
-
+def first_neuron_keys(state: Mapping[str, Any]) -> frozenset[str]:
+    """The first hidden layer's neuron keys, refusing state_dicts that have no hidden layer or are recurrent."""
     layers = _layer_keys(state)
     if len(layers) < 2:
         raise SilifDeployError("the state_dict has fewer than two 'snn.<i>' layers (hidden + readout)")
     keys = layers[min(layers)]
     if "V.weight" in keys:
         raise SilifDeployError("recurrent layers (V.weight: RLIF / RadLIF) are not supported")
-    found = neuron_keys(keys)
+    return neuron_keys(keys)
+
+
+def candidate_types(state: Mapping[str, Any]) -> list[str]:
+    """The detectable families that explain most of the first hidden layer's neuron keys: of those
+    whose keys it all has, the ones with the most keys (SiLIF's keys include adLIF's, which include
+    LIF's); a key no family has is left for :func:`build_model` to name."""
+    from silif_deploy.converters.families import FAMILIES
+
+    found = first_neuron_keys(state)
     fits = {name: family_keys(kind.layer) for name, kind in FAMILIES.items() if kind.detect}
     fits = {name: k for name, k in fits.items() if k <= found}
     if not fits:
-        raise SilifDeployError(f"cannot tell the model type from the keys of snn.{min(layers)}: {sorted(keys)}")
+        first = min(_layer_keys(state))
+        raise SilifDeployError(f"cannot tell the model type from the keys of snn.{first}: {sorted(_layer_keys(state)[first])}")
     most = max(map(len, fits.values()))
     return [name for name, k in fits.items() if len(k) == most]
 
@@ -210,10 +216,11 @@ def load_model(path: str | os.PathLike, model_type: str | None = None, init_stat
     if model_type is not None:
         from silif_deploy.converters.families import family
 
-        family(model_type)  # refuses an unknown type in one line
+        named = family(model_type)  # refuses an unknown type in one line
     if config is None:
         detected = None
-        if model_type is None or model_type not in candidate_types(state):
+        # a named type whose keys are the checkpoint's is taken as it is (adLIF vs cAdLIF: only the user knows)
+        if model_type is None or family_keys(named.layer) != first_neuron_keys(state):
             detected = detect_model_type(state)
         if model_type is not None and detected is not None and model_type != detected:
             raise SilifDeployError(f"'{path}' holds a {detected} network, not {model_type}")
