@@ -26,8 +26,7 @@ from silif_deploy.hw_models.profile import HardwareProfile
 
 
 class ResonateState(NamedTuple):
-    u: torch.Tensor
-    """complex64"""
+    u: torch.Tensor  # complex64
     s: torch.Tensor
 
 
