@@ -8,6 +8,7 @@ Both load with ``torch.load(weights_only=True)``: a file that needs arbitrary un
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import re
@@ -22,8 +23,8 @@ from silif_deploy.errors import SilifDeployError
 CHECKPOINT_FORMAT = "silif-deploy-checkpoint"
 CHECKPOINT_VERSION = 1
 _LAYER_KEY = re.compile(r"^snn\.(\d+)\.(.+)$")
-# adLIF and cAdLIF store identical keys (alpha, beta, a, b): only the user can tell them apart.
-_AMBIGUOUS = ("adlif", "cadlif")
+_SHARED_KEYS = ("W.", "norm.")
+"""A hidden layer's keys that every family has; the rest are its neuron's (``neuron_keys``)."""
 
 
 def import_torch():
@@ -96,28 +97,57 @@ def _layer_keys(state: Mapping[str, Any]) -> dict[int, set[str]]:
     return layers
 
 
-def detect_model_type(state: Mapping[str, Any]) -> str:
-    """Model type from the first hidden layer's keys; adLIF vs cAdLIF cannot be told apart."""
+def neuron_keys(keys) -> frozenset[str]:
+    """A layer's own neuron parameters: its keys without W and BatchNorm."""
+    return frozenset(k for k in keys if not k.startswith(_SHARED_KEYS))
+
+
+@functools.cache
+def family_keys(layer_cls: type) -> frozenset[str]:
+    """The neuron keys of a family's layer class (a 1-neuron layer built on the meta device to read
+    them: no memory, and no draw from torch's random generator)."""
+    torch = import_torch()
+    with torch.device("meta"):
+        return neuron_keys(layer_cls(1, 1).state_dict())
+
+
+def first_neuron_keys(state: Mapping[str, Any]) -> frozenset[str]:
+    """The first hidden layer's neuron keys, refusing state_dicts that have no hidden layer or are recurrent."""
     layers = _layer_keys(state)
     if len(layers) < 2:
         raise SilifDeployError("the state_dict has fewer than two 'snn.<i>' layers (hidden + readout)")
     keys = layers[min(layers)]
     if "V.weight" in keys:
         raise SilifDeployError("recurrent layers (V.weight: RLIF / RadLIF) are not supported")
-    if "dt" in keys:
-        return "silif"
-    if "log_dt" in keys:
-        return "csilif"
-    if "alpha_real" in keys:
-        return "rf"
-    if {"alpha", "beta", "a", "b"} <= keys:
+    return neuron_keys(keys)
+
+
+def candidate_types(state: Mapping[str, Any]) -> list[str]:
+    """The detectable families that explain most of the first hidden layer's neuron keys: of those
+    whose keys it all has, the ones with the most keys (SiLIF's keys include adLIF's, which include
+    LIF's); a key no family has is left for :func:`build_model` to name."""
+    from silif_deploy.converters.families import FAMILIES
+
+    found = first_neuron_keys(state)
+    fits = {name: family_keys(kind.layer) for name, kind in FAMILIES.items() if kind.detect}
+    fits = {name: k for name, k in fits.items() if k <= found}
+    if not fits:
+        first = min(_layer_keys(state))
+        raise SilifDeployError(f"cannot tell the model type from the keys of snn.{first}: {sorted(_layer_keys(state)[first])}")
+    most = max(map(len, fits.values()))
+    return [name for name, k in fits.items() if len(k) == most]
+
+
+def detect_model_type(state: Mapping[str, Any]) -> str:
+    """Model type from the first hidden layer's keys; families with identical keys (adLIF and cAdLIF)
+    cannot be told apart: the user names one."""
+    matches = candidate_types(state)
+    if len(matches) > 1:
         raise SilifDeployError(
-            "adLIF and cAdLIF checkpoints have identical keys; pass the model type: "
-            "--model-type adlif or --model-type cadlif"
+            f"{' and '.join(matches)} checkpoints have identical keys; pass the model type: "
+            + " or ".join(f"--model-type {m}" for m in matches)
         )
-    if "alpha" in keys:
-        return "lif"
-    raise SilifDeployError(f"cannot tell the model type from the keys of snn.{min(layers)}: {sorted(keys)}")
+    return matches[0]
 
 
 def infer_config(state: Mapping[str, Any], model_type: str) -> dict[str, Any]:
@@ -184,19 +214,14 @@ def load_model(path: str | os.PathLike, model_type: str | None = None, init_stat
     """
     state, config = read_checkpoint(path)
     if model_type is not None:
-        from silif_deploy.converters.torch_neurons import HIDDEN_LAYERS
+        from silif_deploy.converters.families import family
 
-        if model_type not in HIDDEN_LAYERS:
-            raise SilifDeployError(
-                f"unknown model type '{model_type}'; choose one of: {', '.join(HIDDEN_LAYERS)}"
-            )
+        named = family(model_type)  # refuses an unknown type in one line
     if config is None:
         detected = None
-        try:
+        # a named type whose keys are the checkpoint's is taken as it is (adLIF vs cAdLIF: only the user knows)
+        if model_type is None or family_keys(named.layer) != first_neuron_keys(state):
             detected = detect_model_type(state)
-        except SilifDeployError:
-            if model_type not in _AMBIGUOUS:
-                raise
         if model_type is not None and detected is not None and model_type != detected:
             raise SilifDeployError(f"'{path}' holds a {detected} network, not {model_type}")
         config = infer_config(state, model_type or detected)  # type: ignore[arg-type]

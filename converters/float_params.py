@@ -17,10 +17,10 @@ import numpy as np
 class FloatLayer:
     """One layer in float64 for quantization.
 
-    ``coefficients`` by kind — adaptive (silif, adlif, cadlif, lif): ``alpha``, ``beta``, ``a``,
-    ``b`` (lif: β = a = b = 0); resonate (csilif, rf): ``lam_re``, ``lam_im``; readout (cuba):
-    ``alpha``. ``gain`` multiplies the input current: 1 − α (adaptive, readout), 2b (C-SiLIF in
-    its v = 2u form), Δt (RF).
+    ``coefficients`` and ``gain`` (it multiplies the input current) are what the kind's family
+    extracts (:mod:`silif_deploy.converters.families`): adaptive ``alpha``, ``beta``, ``a``, ``b``
+    with gain 1 − α; resonate ``lam_re``, ``lam_im`` with gain 2b (C-SiLIF, v = 2u) or Δt (RF);
+    readout (cuba) ``alpha`` with gain 1 − α.
     """
 
     kind: str
@@ -42,6 +42,25 @@ class FloatNetwork:
     readout: FloatLayer
 
 
+def first_difference(a: FloatNetwork, b: FloatNetwork) -> str | None:
+    """Where two float networks differ (exact equality of every array, dtype included), else None."""
+    if (a.model_type, a.n_inputs, len(a.hidden)) != (b.model_type, b.n_inputs, len(b.hidden)):
+        return (f"the network ({a.model_type}, {a.n_inputs} inputs, {len(a.hidden)} hidden layers against "
+                f"{b.model_type}, {b.n_inputs}, {len(b.hidden)})")
+    for i, (x, y) in enumerate(zip([*a.hidden, a.readout], [*b.hidden, b.readout])):
+        where = f"layer {i}" if i < len(a.hidden) else "the readout"
+        if x.kind != y.kind:
+            return f"{where}: kind {x.kind} against {y.kind}"
+        arrays = {"weight": (x.weight, y.weight), "bias": (x.bias, y.bias), "gain": (x.gain, y.gain)}
+        if x.coefficients.keys() != y.coefficients.keys():
+            return f"{where}: coefficients {sorted(x.coefficients)} against {sorted(y.coefficients)}"
+        arrays |= {k: (v, y.coefficients[k]) for k, v in x.coefficients.items()}
+        for name, (u, v) in arrays.items():
+            if u.dtype != v.dtype or u.shape != v.shape or not np.array_equal(u, v):
+                return f"{where}: {name}"
+    return None
+
+
 def _fold_batchnorm(layer) -> tuple[np.ndarray, np.ndarray]:
     norm = layer.norm
     sigma = np.sqrt(norm.running_var.detach().double().numpy() + norm.eps)
@@ -53,42 +72,32 @@ def _fold_batchnorm(layer) -> tuple[np.ndarray, np.ndarray]:
 
 
 def float_network(model) -> FloatNetwork:
-    """Extract a :class:`FloatNetwork` from a ``SpikingNetwork`` (coefficients exactly as its forward pass computes them)."""
+    """Extract a :class:`FloatNetwork` from a ``SpikingNetwork`` (coefficients exactly as its forward
+    pass computes them; each family's ``extract`` gives its gain and coefficients)."""
     import torch
+
+    from silif_deploy.converters.families import family, readout
 
     hidden = []
     with torch.no_grad():
         for layer in model.hidden_layers:
             weight, bias = _fold_batchnorm(layer)
-            c = {k: v.detach() for k, v in layer.coefficients().items()}
-            kind = layer.model_type
-            if kind in ("csilif", "rf"):
-                lam = c["lambda"].numpy().astype(np.complex128)
-                coeffs = {"lam_re": lam.real, "lam_im": lam.imag}
-                gain = 2.0 * c["b"].double().numpy() if kind == "csilif" else np.full(layer.n_hidden, layer.dt_step)
-            else:
-                alpha = c["alpha"].double().numpy()
-                zeros = np.zeros_like(alpha)
-                coeffs = {
-                    "alpha": alpha,
-                    "beta": c["beta"].double().numpy() if "beta" in c else zeros,
-                    "a": c["a"].double().numpy() if "a" in c else zeros,
-                    "b": c["b"].double().numpy() if "b" in c else zeros,
-                }
-                gain = 1.0 - c["alpha"].double().numpy()
-            hidden.append(FloatLayer(kind, weight, bias, gain, coeffs))
-        ro = model.readout
-        weight, bias = _fold_batchnorm(ro)
-        alpha = ro.coefficients()["alpha"].double().numpy()
-        readout = FloatLayer("cuba", weight, bias, 1.0 - alpha, {"alpha": alpha})
+            gain, coeffs = family(layer.model_type).extract(layer)
+            hidden.append(FloatLayer(layer.model_type, weight, bias, gain, coeffs))
+        weight, bias = _fold_batchnorm(model.readout)
+        gain, coeffs = readout.extract(model.readout)
+        readout_layer = FloatLayer(readout.KIND, weight, bias, gain, coeffs)
     cfg = model.config
-    return FloatNetwork(cfg.model_type, cfg.n_inputs, hidden, readout)
+    return FloatNetwork(cfg.model_type, cfg.n_inputs, hidden, readout_layer)
 
 
 def state_ranges(model, x: np.ndarray) -> tuple[list[float], float]:
-    """Calibration: max |state| per hidden layer (in threshold units; C-SiLIF in its v = 2u form)
-    and max |u| of the readout, from a float run on ``x``."""
+    """Calibration: max |state| per hidden layer (in threshold units: a complex state's parts times
+    its family's ``state_unit``, C-SiLIF in its v = 2u form) and max |u| of the readout, from a
+    float run on ``x``."""
     import torch
+
+    from silif_deploy.converters.families import family
 
     with torch.no_grad():
         _, _, readout_u, states = model.forward_all(torch.as_tensor(x, dtype=torch.float32), record_states=True)
@@ -97,7 +106,7 @@ def state_ranges(model, x: np.ndarray) -> tuple[list[float], float]:
         peak = 0.0
         for v in st.values():
             if v.is_complex():
-                v = torch.view_as_real(v) * (2.0 if layer.model_type == "csilif" else 1.0)
+                v = torch.view_as_real(v) * family(layer.model_type).state_unit
             peak = max(peak, float(v.abs().max()))
         ranges.append(peak)
     return ranges, float(readout_u.abs().max())

@@ -33,7 +33,7 @@ import numpy as np
 
 from silif_deploy.converters.files import atomic_output, require_file
 from silif_deploy.converters.lava_backend import LAVA_LIF_ARITHMETIC
-from silif_deploy.converters.quantize import NETX_BIAS_EXP
+from silif_deploy.converters.families.readout import NETX_BIAS_EXP
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork

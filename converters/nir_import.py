@@ -11,7 +11,7 @@ Reader rules (``../shared/spec/nir.md`` §10.3; format in ``docs/nir.md``):
    through :func:`~silif_deploy.converters.checkpoint.build_model`, then every coefficient the model
    computes must equal the payload's coefficient bit for bit.
 3. The body must say what the payload says: the coefficients read from the primitives under the
-   per-step reading agree with the payload (allclose, :data:`BODY_RTOL`), and each Affine equals the
+   per-step reading agree with the payload (allclose, :data:`~.nir_body.BODY_RTOL`), and each Affine equals the
    BatchNorm fold of its payload. Otherwise the file was edited: refuse, naming the layer.
 """
 
@@ -26,28 +26,14 @@ import h5py
 import nir
 import numpy as np
 
+from silif_deploy.converters.families import family, readout
 from silif_deploy.converters.files import refuse_damaged, require_file, sha256_file
-from silif_deploy.converters.nir_export import (
-    BODIES,
-    NIR_EXT,
-    NIR_EXT_VERSION,
-    THRESHOLD,
-    graph_template,
-    node_names,
-    payload_key,
-    resonate_terms,
-    state_key,
-    template_edges,
-)
-from silif_deploy.converters.nir_interpret import li_step
+from silif_deploy.converters.nir_body import THRESHOLD, BodyReader, agree, node_names, payload, template_edges
+from silif_deploy.converters.nir_export import NIR_EXT, NIR_EXT_VERSION, graph_template, payload_key, state_key
 from silif_deploy.errors import SilifDeployError
 
 NIR_SERIES = "1.0"
 """Files written by nir 1.0.x are read; other series changed the format (``nir.md`` §1)."""
-BODY_RTOL = 1e-5
-BODY_ATOL = 1e-6
-"""Body vs payload tolerance: the body is float32 and exact only in real arithmetic, so agreement
-is allclose (``nir.md`` §10.2); an edit of a time constant or gain by 0.01 % is caught."""
 
 
 def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
@@ -110,6 +96,19 @@ def model_from_nir_file(path: str | os.PathLike):
     return model
 
 
+def check_round_trip(path: str | os.PathLike, expected) -> None:
+    """Read the NIR file at ``path`` back and refuse, in one line, unless its float network equals
+    ``expected`` (a :class:`~silif_deploy.converters.float_params.FloatNetwork`) bit for bit."""
+    from silif_deploy.converters.float_params import first_difference, float_network
+
+    where = first_difference(expected, float_network(model_from_nir_file(path)))
+    if where is not None:
+        raise SilifDeployError(
+            f"'{Path(path).name}' read back does not give the exported float network ({where} differs); "
+            "nothing was written: please report this as a bug"
+        )
+
+
 def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
     """Rebuild the eval-mode ``SpikingNetwork`` of an exact-profile graph written by :mod:`nir_export`.
 
@@ -145,12 +144,12 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
     state: dict[str, np.ndarray] = {}
     for i, affine, neuron, label in layers:
         _check_marker(affine.metadata, "batchnorm_fold", label)
-        _check_marker(neuron.metadata, kind if i < n_hidden else "readout", label)
+        _check_marker(neuron.metadata, kind if i < n_hidden else readout.NIR_EXT, label)
         if i < n_hidden:
-            _check_structure(neuron, BODIES[kind], label)
+            _check_structure(neuron, family(kind).nir.template, label)
             _check_body(kind, neuron, label)
         else:
-            _check_readout_body(neuron, label)
+            readout.check_nir(neuron, label)
         state.update({f"snn.{i}.{k}": v for k, v in _layer_state(affine.metadata, neuron.metadata, label).items()})
 
     from silif_deploy.converters.checkpoint import build_model, import_torch
@@ -160,10 +159,10 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
     model = build_model({k: torch.tensor(v) for k, v in state.items()}, config, source=source)
     folded = float_network(model)
     for (i, affine, neuron, label), layer, fold in zip(layers, model.snn, [*folded.hidden, folded.readout]):
-        if float(_payload(affine.metadata, "bn_eps", label)) != layer.norm.eps:
+        if float(payload(affine.metadata, "bn_eps", label)) != layer.norm.eps:
             raise SilifDeployError(f"{label}: BatchNorm eps {affine.metadata['bn_eps']} is not {layer.norm.eps}")
-        _agree(label, "Affine weight (BatchNorm fold of the payload W)", affine.weight, fold.weight)
-        _agree(label, "Affine bias (BatchNorm fold of the payload)", affine.bias, fold.bias)
+        agree(label, "Affine weight (BatchNorm fold of the payload W)", affine.weight, fold.weight)
+        agree(label, "Affine bias (BatchNorm fold of the payload)", affine.bias, fold.bias)
         _check_coefficients(layer, neuron.metadata, label)
     return model
 
@@ -256,78 +255,15 @@ def _check_marker(meta: dict[str, Any], expected: str, label: str) -> None:
         raise SilifDeployError(f"{label}: payload version {meta.get('nir_ext_version')} is not {NIR_EXT_VERSION}")
 
 
-def _agree(label: str, what: str, body, payload) -> None:
-    body = np.asarray(body, dtype=np.float64)
-    payload = np.asarray(payload, dtype=np.float64)
-    if body.shape != payload.shape:
-        raise SilifDeployError(f"{label}: the body's {what} has shape {body.shape}, the payload's {payload.shape}")
-    if not np.allclose(body, payload, rtol=BODY_RTOL, atol=BODY_ATOL):
-        worst = float(np.max(np.abs(body - payload)))
-        raise SilifDeployError(
-            f"{label}: the body's {what} disagrees with the payload (largest difference {worst:.3g}); "
-            "the file was edited or damaged: re-export it"
-        )
-
-
-def _payload(meta: dict[str, Any], key: str, label: str) -> np.ndarray:
-    if key not in meta:
-        raise SilifDeployError(f"{label}: the payload has no '{key}'")
-    return np.asarray(meta[key])
-
-
-def _scale(graph: nir.NIRGraph, names: dict[str, str], role: str) -> np.ndarray:
-    return np.asarray(graph.nodes[names[role]].scale, dtype=np.float64)
-
-
-def _check_li(graph: nir.NIRGraph, names: dict[str, str], role: str, label: str) -> np.ndarray:
-    """The LI's per-step decay; r must be 1 and v_leak 0 (the couplings carry every gain)."""
-    node = graph.nodes[names[role]]
-    _agree(label, f"{names[role]} r", node.r, np.ones_like(node.r))
-    _agree(label, f"{names[role]} v_leak", node.v_leak, np.zeros_like(node.v_leak))
-    return node.tau
-
-
 def _check_body(kind: str, graph: nir.NIRGraph, label: str) -> None:
-    """Read the coefficients the primitives state under the per-step reading; compare with the payload."""
-    meta = graph.metadata
-    names = node_names(BODIES[kind])
-    dt = float(_payload(meta, "dt", label))
-    threshold = graph.nodes[names["spk"]].threshold
-    _agree(label, "threshold", threshold, np.full_like(threshold, THRESHOLD))
-    if kind in ("csilif", "rf"):
-        tau_p, tau_q = _check_li(graph, names, "p", label), _check_li(graph, names, "q", label)
-        _agree(label, "q time constant", tau_q, tau_p)
-        d, weight = li_step(tau_p, dt)
-        coefficients = {k: _payload(meta, k, label) for k in (("lambda", "b") if kind == "csilif" else ("A", "lambda"))}
-        euler_dt = float(_payload(meta, "euler_dt", label)) if kind == "rf" else None
-        lam, gain, kick = resonate_terms(kind, coefficients, euler_dt)
-        _agree(label, "Re lambda (p self-coupling)", d + weight * _scale(graph, names, "p2p"), lam.real)
-        _agree(label, "Re lambda (q self-coupling)", d + weight * _scale(graph, names, "q2q"), lam.real)
-        _agree(label, "Im lambda (q to p)", -weight * _scale(graph, names, "q2p"), lam.imag)
-        _agree(label, "Im lambda (p to q)", weight * _scale(graph, names, "p2q"), lam.imag)
-        _agree(label, "input gain", weight * _scale(graph, names, "in2p"), gain)
-        _agree(label, "reset into p", weight * _scale(graph, names, "s2p"), kick.real)
-        if kind == "csilif":
-            _agree(label, "reset into q", weight * _scale(graph, names, "s2q"), kick.imag)
-        return
-    d_u, weight_u = li_step(_check_li(graph, names, "u", label), dt)
-    alpha = _payload(meta, "alpha", label)
-    _agree(label, "alpha (u time constant)", d_u, alpha)
-    _agree(label, "alpha (reset s2u)", -weight_u * _scale(graph, names, "s2u"), alpha)
-    if kind != "lif":
-        d_w, weight_w = li_step(_check_li(graph, names, "w", label), dt)
-        _agree(label, "beta (w time constant)", d_w, _payload(meta, "beta", label))
-        _agree(label, "w to u coupling", _scale(graph, names, "w2u"), -np.ones_like(d_w))
-        _agree(label, "a (u2w)", weight_w * _scale(graph, names, "u2w"), _payload(meta, "a", label))
-        _agree(label, "b (s2w)", weight_w * _scale(graph, names, "s2w"), _payload(meta, "b", label))
-
-
-def _check_readout_body(node: nir.LI, label: str) -> None:
-    meta = node.metadata
-    dt = float(_payload(meta, "dt", label))
-    _agree(label, "r", node.r, np.ones_like(node.r))
-    _agree(label, "v_leak", node.v_leak, np.zeros_like(node.v_leak))
-    _agree(label, "alpha (time constant)", li_step(node.tau, dt)[0], _payload(meta, "alpha", label))
+    """Read the coefficients the primitives state under the per-step reading (the family's
+    ``read``); each must agree with the payload."""
+    body = family(kind).nir
+    reader = BodyReader(graph, body.template, label)
+    spk = graph.nodes[reader.names["spk"]].threshold
+    agree(label, "threshold", spk, np.full_like(spk, THRESHOLD))
+    for what, stated, expected in body.read(reader, graph.metadata):
+        agree(label, what, stated, expected)
 
 
 def _layer_state(affine_meta: dict[str, Any], neuron_meta: dict[str, Any], label: str) -> dict[str, np.ndarray]:
@@ -345,12 +281,15 @@ def _layer_state(affine_meta: dict[str, Any], neuron_meta: dict[str, Any], label
 
 
 def _check_coefficients(layer, meta: dict[str, Any], label: str) -> None:
-    """The rebuilt layer computes exactly the payload's coefficients (same dtype, same bits)."""
-    if hasattr(layer, "dt_step") and float(_payload(meta, "euler_dt", label)) != layer.dt_step:
-        raise SilifDeployError(f"{label}: payload euler_dt {meta['euler_dt']} is not the RF layer's {layer.dt_step}")
+    """The rebuilt layer computes exactly the payload's coefficients (same dtype, same bits) and has
+    its constants (RF's euler_dt)."""
+    if hasattr(layer, "model_type"):  # a hidden layer (the readout has no constants)
+        for key, value in family(layer.model_type).nir.payload_extra(layer).items():
+            if float(payload(meta, key, label)) != value:
+                raise SilifDeployError(f"{label}: payload {key} {meta[key]} is not the {layer.model_type} layer's {value}")
     for key, value in layer.coefficients().items():
         computed = value.detach().cpu().numpy()
-        stored = _payload(meta, key, label)
+        stored = payload(meta, key, label)
         if stored.dtype != computed.dtype or not np.array_equal(stored, computed):
             raise SilifDeployError(
                 f"{label}: payload coefficient '{key}' differs from the one its trained parameters give; "

@@ -16,7 +16,7 @@ module that computes what our float model computes, in the same float32 operatio
   rounding; nirtorch's own Affine map also drops the bias).
 * A neuron subgraph (``nir_ext`` silif … rf): nirtorch would recurse into its primitives, so it is
   replaced, in memory only, by a :class:`NeuronLayer` node that runs our float layer's one-step
-  ``cell`` with the coefficients rebuilt from the payload by :func:`~.nir_import.from_nir` (which
+  ``step`` (its family's pure step function) with the coefficients rebuilt from the payload by :func:`~.nir_import.from_nir` (which
   first checks the body against the payload). The primitives alone run in
   ``nir_interpret.interpret``; plain nirtorch maps of them agree to float32 rounding (docs/nir.md).
 * The readout ``LI``: ``u_t = α·u_{t−1} + (1 − α)·I_t`` with the payload's α.
@@ -32,6 +32,7 @@ import nir
 import numpy as np
 import torch
 
+from silif_deploy.converters.families.readout import ReadoutCoefficients, readout_step
 from silif_deploy.converters.nir_import import from_nir, read_nir
 
 
@@ -48,30 +49,29 @@ class NeuronLayer(nir.NIRNode):
 
 
 class NeuronStep(torch.nn.Module):
-    """``(I_t, state) -> (s_t, state)``: the layer's own ``cell`` (update rule in its docstring)."""
+    """``(I_t, state) -> (s_t, state)``: the layer's own ``step`` (update rule in its docstring)."""
 
     def __init__(self, node: NeuronLayer) -> None:
         super().__init__()
         self.layer, self.init_state = node.layer, node.init_state
         with torch.no_grad():
-            self.coefficients = node.layer.coefficients()
+            self.params = node.layer.params()
 
     def forward(self, x: torch.Tensor, state=None):
         if state is None:
             state = self.layer.initial_state(x.shape[0], self.init_state, x)
-        return self.layer.cell(x, state, self.coefficients)
+        return self.layer.step(x, state, self.params)
 
 
 class ReadoutStep(torch.nn.Module):
-    """``u_t = α·u_{t−1} + (1 − α)·I_t`` from the readout LI's payload α (float32)."""
+    """:func:`~silif_deploy.converters.families.readout.readout_step` with the readout LI's payload α (float32)."""
 
     def __init__(self, node: nir.LI) -> None:
         super().__init__()
-        self.alpha = torch.as_tensor(np.asarray(node.metadata["alpha"], np.float32))
+        self.params = ReadoutCoefficients(torch.as_tensor(np.asarray(node.metadata["alpha"], np.float32)))
 
     def forward(self, x: torch.Tensor, state=None):
-        u = (1 - self.alpha) * x if state is None else self.alpha * state + (1 - self.alpha) * x
-        return u, u
+        return readout_step(x, torch.zeros_like(x) if state is None else state, self.params)
 
 
 def _affine(node: nir.Affine) -> torch.nn.Module:

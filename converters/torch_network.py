@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from silif_deploy.converters.torch_neurons import HIDDEN_LAYERS, CSiLIFLayer, InitState, ReadoutLayer
+from silif_deploy.converters.families import family
+from silif_deploy.converters.families.readout import ReadoutLayer
+from silif_deploy.converters.torch_neurons import InitState
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.run_result import RunResult
-
-MODEL_TYPES = tuple(HIDDEN_LAYERS)
 
 
 @dataclass
@@ -35,10 +35,7 @@ class NetworkConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model_type not in HIDDEN_LAYERS:
-            raise SilifDeployError(
-                f"unknown model type '{self.model_type}'; choose one of: {', '.join(MODEL_TYPES)}"
-            )
+        family(self.model_type)  # refuses an unknown type in one line
         if self.init_state not in ("zeros", "random"):
             raise SilifDeployError(f"init_state must be 'zeros' or 'random', not '{self.init_state}'")
         self.hidden_sizes = [int(h) for h in self.hidden_sizes]
@@ -65,12 +62,10 @@ class SpikingNetwork(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         n_in = config.n_inputs
-        layer_cls = HIDDEN_LAYERS[config.model_type]
+        kind = family(config.model_type)
+        extra = [getattr(config, name) for name in kind.config_args]  # e.g. C-SiLIF's dt_min, dt_max
         for h in config.hidden_sizes:
-            if layer_cls is CSiLIFLayer:
-                layers.append(CSiLIFLayer(n_in, h, config.pdrop, config.dt_min, config.dt_max))
-            else:
-                layers.append(layer_cls(n_in, h, config.pdrop))
+            layers.append(kind.layer(n_in, h, config.pdrop, *extra))
             n_in = h
         layers.append(ReadoutLayer(n_in, config.n_classes))
         self.snn = nn.ModuleList(layers)

@@ -90,13 +90,14 @@ def compare_row(path: str, data, hardware, energy_profile: str, model_type: str 
     from silif_deploy.deploy.reporting import EVAL_BATCH
     from silif_deploy.errors import SilifDeployError
     from silif_deploy.hw_models import metrics
+    from silif_deploy.converters.float_description import describe_float
     from silif_deploy.hw_models.simulator import simulate
 
     channels = data.shape[-1]
     model, network = _float_and_fixed(path, data, hardware, model_type)
     if channels != network.n_inputs:
         raise SilifDeployError(f"input has {channels} channels, '{path}' expects {network.n_inputs}")
-    float_desc = metrics.describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
+    float_desc = describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
     fixed_desc = metrics.describe_fixed(network)
     tallies = None
     with progress(len(data), f"{Path(path).name}: float + fixed point") as bar:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from silif_deploy.converters.files import provenance, sha256_file
+from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
 from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
 from silif_deploy.errors import SilifDeployError
 
@@ -48,13 +48,30 @@ def _export_nir(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
     # the lossy file never takes the exact file's name: a pipeline reading <name>.nir must get the exact one
     suffix = ".nir" if args.nir_profile == "exact" else f".{args.nir_profile}.nir"
-    path = write_nir(job.model, job.output(suffix), source_sha256=job.source_sha256, profile=args.nir_profile)
+    if args.check_nir:
+        if args.nir_profile != "exact":
+            raise SilifDeployError("--check-nir reads an exact file back; the lif-compat profile is lossy by design")
+        with staged_outputs(job.outdir) as stage:  # the file appears only once it has read back equal
+            _write_checked_nir(job.model, stage / job.output(suffix).name, job.source_sha256)
+        path = job.output(suffix)
+    else:
+        path = write_nir(job.model, job.output(suffix), source_sha256=job.source_sha256, profile=args.nir_profile)
     cfg = job.model.config
     print(f"NIR {nir.version}, profile {args.nir_profile}{' (lossy)' if args.nir_profile != 'exact' else ''}: "
           f"{cfg.model_type} {cfg.n_inputs} -> {' -> '.join(map(str, cfg.hidden_sizes))} -> {cfg.n_classes}")
     if args.nir_profile == "lif-compat":
         _print_lif_compat_agreement(job, path, args.calibrate)
     return [path]
+
+
+def _write_checked_nir(model, path: Path, source_sha256: str) -> None:
+    from silif_deploy.converters.float_params import float_network
+    from silif_deploy.converters.nir_export import write_nir
+    from silif_deploy.converters.nir_import import check_round_trip
+
+    folded = float_network(model)
+    write_nir(model, path, source_sha256=source_sha256, folded=folded)
+    check_round_trip(path, folded)
 
 
 def _print_lif_compat_agreement(job: ExportJob, path: Path, data: str | None) -> None:
@@ -81,7 +98,7 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     from silif_deploy.deploy.reporting import print_summary
 
     result = export_loihi2(job.source, job.outdir, model_type=args.model_type, profile=args.profile,
-                           calibrate=args.calibrate, model=job.model)
+                           calibrate=args.calibrate, model=job.model, check_nir=args.check_nir)
     print_summary(result.report)
     print(f"export took {result.seconds:.1f} s")
     return [result.nir, result.artifact, result.report_json, result.report_md, result.report_png]
@@ -127,6 +144,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nir-profile", choices=PROFILES, default="exact",
                    help="exact (default: round-trips bit-exactly) or lif-compat "
                         "(lossy: one LIF per layer, for snntorch)")
+    p.add_argument("--check-nir", action="store_true",
+                   help="nir/loihi2: read the NIR file back and refuse (writing nothing) unless it gives the "
+                        "exported float network bit for bit")
     p.add_argument("--profile", default=None, metavar="NAME_OR_TOML",
                    help="loihi2/netx: hardware profile, loihi2 (default), loihi2-wide or a .toml path")
     p.add_argument("--calibrate", default=None, metavar="INPUT",

@@ -4,10 +4,11 @@ Steps (inputs are all checked before the first write; the five files are written
 folder and appear together at the end, or none of them, also under SIGTERM and Ctrl-C):
 
 1. load the checkpoint, the hardware profile and the calibration input;
-2. write ``<name>.nir`` and read it back: the fixed-point network is quantized from the NIR
-   graph's model, so the artifact is what the NIR file describes;
-3. calibrate the state scales on ``--calibrate INPUT`` (max |state| of a float run), else
-   quantize weights-only with the profile's default state range;
+2. extract the float network (BatchNorm folded, discrete coefficients) once, and write
+   ``<name>.nir`` from it; with ``check_nir`` (``export --check-nir``) read the file back and
+   refuse unless it gives the same float network bit for bit (the round trip is also a test);
+3. quantize that same float network: calibrate the state scales on ``--calibrate INPUT`` (max
+   |state| of one float pass), else weights-only with the profile's default state range;
 4. write ``<name>.loihi2.h5`` with provenance (tool version, checkpoint and NIR SHA-256, profile
    name and text) and the float model it came from;
 5. run the artifact read back from disk (fixed point) and the checkpoint's float model on an
@@ -28,6 +29,7 @@ import numpy as np
 from silif_deploy.converters.artifact import read_artifact, write_artifact
 from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
+from silif_deploy.converters.float_params import FloatNetwork, float_network
 from silif_deploy.deploy import energy_report, reporting
 from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
 from silif_deploy.deploy.progress import progress
@@ -92,18 +94,19 @@ def calibration_ranges(model, source: InputSource, batch_size: int = reporting.E
 
 
 def quantize_model(model, hw: HardwareProfile, x: InputSource | np.ndarray | None = None,
-                   netx: bool = False) -> FixedPointNetwork:
+                   netx: bool = False, folded: FloatNetwork | None = None) -> FixedPointNetwork:
     """Quantize a float model under ``hw``; with a calibration input ``x``, from its float state ranges
     (one float pass over ``x``); ``netx`` puts the readout on lava-dl netx's grid
-    (:func:`~silif_deploy.converters.quantize.quantize`)."""
-    from silif_deploy.converters.float_params import float_network
+    (:func:`~silif_deploy.converters.quantize.quantize`). ``folded``: the model's float network
+    when the caller has extracted it already."""
     from silif_deploy.converters.quantize import quantize
 
+    folded = folded if folded is not None else float_network(model)
     if x is None:
-        return quantize(float_network(model), hw, netx=netx)
+        return quantize(folded, hw, netx=netx)
     source = InputSource.from_array(x) if isinstance(x, np.ndarray) else x
     ranges, readout_range = calibration_ranges(model, source)
-    return quantize(float_network(model), hw, state_ranges=ranges, readout_range=readout_range,
+    return quantize(folded, hw, state_ranges=ranges, readout_range=readout_range,
                     calibration_input=source.stats, netx=netx)
 
 
@@ -115,13 +118,15 @@ def export_loihi2(
     calibrate: str | os.PathLike | None = None,
     probe: SyntheticProbe | None = None,
     model=None,
+    check_nir: bool = False,
 ) -> ExportResult:
     """Export a checkpoint (or NIR file) to Loihi 2 fixed point and report on it (module docstring).
 
-    ``model``: the float model of ``model_path`` when the caller has loaded it already.
+    ``model``: the float model of ``model_path`` when the caller has loaded it already;
+    ``check_nir``: read the NIR file back and refuse unless it gives the same float network.
     """
     from silif_deploy.converters.nir_export import write_nir
-    from silif_deploy.converters.nir_import import model_from_nir_file
+    from silif_deploy.converters.nir_import import check_round_trip
     from silif_deploy.deploy.cmd_export import model_name
 
     started = time.perf_counter()
@@ -135,9 +140,11 @@ def export_loihi2(
     # all five files are written into a staging folder and appear together (or none of them)
     with staged_outputs(out) as stage:
         nir_path, artifact_path, json_path, md_path, png_path = (stage / f for f in files)
-        write_nir(model, nir_path, source_sha256=source_sha256)
-        nir_model = model_from_nir_file(nir_path)
-        network = quantize_model(nir_model, hw, data)
+        folded = float_network(model)  # the one extraction: NIR and the quantizer read it
+        write_nir(model, nir_path, source_sha256=source_sha256, folded=folded)
+        if check_nir:
+            check_round_trip(nir_path, folded)
+        network = quantize_model(model, hw, data, folded=folded)
         network.provenance = provenance(
             source_checkpoint=Path(model_path).name, source_sha256=source_sha256,
             nir_sha256=sha256_file(nir_path), model_type=model.config.model_type,

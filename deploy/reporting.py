@@ -16,6 +16,7 @@ import numpy as np
 
 from silif_deploy.converters.datasets import InputSource
 from silif_deploy.converters.files import atomic_output, provenance, sha256_file
+from silif_deploy.converters.float_description import describe_float
 from silif_deploy.deploy import energy_report
 from silif_deploy.deploy.progress import progress
 from silif_deploy.hw_models import metrics
@@ -309,7 +310,7 @@ class SimulationReport:
             network = engine.network or read_artifact(model_path)
             self.model = model_section(network, model_path)
             if engine.name == "float":
-                self.description = metrics.describe_float(network.float_model["config"], network.float_model["state_dict"])
+                self.description = describe_float(network.float_model["config"], network.float_model["state_dict"])
             else:
                 self.description = metrics.describe_fixed(network)
                 self.record["hardware_profile"] = network.profile.name
@@ -319,7 +320,7 @@ class SimulationReport:
         else:
             float_model = engine.float_model
             cfg = float_model.config.to_dict()  # type: ignore[union-attr]
-            self.description = metrics.describe_float(cfg, {k: v.numpy() for k, v in float_model.state_dict().items()})  # type: ignore[union-attr]
+            self.description = describe_float(cfg, {k: v.numpy() for k, v in float_model.state_dict().items()})  # type: ignore[union-attr]
             self.model = {"source": Path(model_path).name, "n_inputs": cfg["n_inputs"],
                           "hidden_sizes": cfg["hidden_sizes"], "n_classes": cfg["n_classes"]}
         self.tally: metrics.RunTally | None = None

@@ -19,7 +19,7 @@ from silif_deploy.converters.checkpoint import (  # noqa: E402
     save_checkpoint,
 )
 from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork  # noqa: E402
-from silif_deploy.converters.torch_neurons import HIDDEN_LAYERS  # noqa: E402
+from silif_deploy.converters.families import HIDDEN_LAYERS  # noqa: E402
 from silif_deploy.deploy.cli import main  # noqa: E402
 
 N_IN, HIDDEN, N_CLASSES = 4, [7, 5, 3], 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from silif_deploy.converters.float_description import describe_float
 from silif_deploy.hw_models import metrics
 from silif_deploy.hw_models.run_result import RunResult
 
@@ -108,7 +109,7 @@ def test_float_description_counts_parameters_and_skips_zero_gamma_rows():
         "snn.1.W.weight": np.ones((3, 2)), "snn.1.alpha": np.zeros(3),
         "snn.1.norm.weight": np.ones(3), "snn.1.norm.bias": np.zeros(3),
     }
-    desc = metrics.describe_float(config, state)
+    desc = describe_float(config, state)
     assert [layer.parameters for layer in desc.layers] == [4 + 2 + 2 + 2, 6 + 3 + 3 + 3]
     assert [layer.states_per_neuron for layer in desc.layers] == [1, 1]  # LIF: u only; float readout: u
     assert np.count_nonzero(desc.layers[0].weights) == 2  # row 1 has γ = 0: BN folds it to zero
@@ -156,7 +157,7 @@ def _float_report(model_name):
 
     model = load_model(checkpoint_path(model_name), model_type=model_name)
     x = np.load(golden_path(model_name))["input"]
-    desc = metrics.describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
+    desc = describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
     tally = metrics.tally_run(desc, x, model.run(x))
     return model, metrics.build_report(desc, tally, input_info={"kind": "file", "is_counts": True}, provenance={})
 

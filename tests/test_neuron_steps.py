@@ -16,16 +16,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork  # noqa: E402
-from silif_deploy.converters.torch_neurons import (  # noqa: E402
-    AdLIFLayer,
-    BoxcarSpike,
-    CAdLIFLayer,
-    CSiLIFLayer,
-    LIFLayer,
-    ReadoutLayer,
-    RFLayer,
-    SiLIFLayer,
-)
+from silif_deploy.converters.families.adaptive import AdLIFLayer, CAdLIFLayer, LIFLayer, SiLIFLayer  # noqa: E402
+from silif_deploy.converters.families.readout import ReadoutLayer  # noqa: E402
+from silif_deploy.converters.families.resonate import CSiLIFLayer, RFLayer  # noqa: E402
+from silif_deploy.converters.torch_neurons import BoxcarSpike  # noqa: E402
 
 RTOL, ATOL = 1e-5, 1e-6
 LIF_RANGE = (math.exp(-1 / 5), math.exp(-1 / 25))  # 0.818731, 0.960789

@@ -13,14 +13,9 @@ torch = pytest.importorskip("torch")
 
 from silif_deploy import load_model  # noqa: E402
 from silif_deploy.converters.files import sha256_file  # noqa: E402
-from silif_deploy.converters.nir_export import (  # noqa: E402
-    BODIES,
-    DEFAULT_DT,
-    graph_template,
-    node_names,
-    to_nir,
-    write_nir,
-)
+from silif_deploy.converters.families import BODIES  # noqa: E402
+from silif_deploy.converters.nir_body import node_names  # noqa: E402
+from silif_deploy.converters.nir_export import DEFAULT_DT, graph_template, to_nir, write_nir  # noqa: E402
 from silif_deploy.converters.nir_import import from_nir, model_from_nir_file, read_nir  # noqa: E402
 from silif_deploy.converters.nir_interpret import interpret  # noqa: E402
 from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork  # noqa: E402

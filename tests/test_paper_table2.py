@@ -31,11 +31,12 @@ def test_table2_counts_from_the_report(shape, parameters, buffers):
 
     from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork
     from silif_deploy.hw_models import metrics
+    from silif_deploy.converters.float_description import describe_float
 
     torch.manual_seed(0)
     model = SpikingNetwork(NetworkConfig(*shape)).eval()  # untrained, same shape
     x = np.zeros((1, 3, shape[1]), np.float32)
-    description = metrics.describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
+    description = describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
     report = metrics.build_report(description, metrics.tally_run(description, x, model.run(x)),
                                   input_info={"kind": "zeros"}, provenance={})
     assert report["totals"]["parameters"] == parameters == model.parameter_count()
