@@ -38,8 +38,9 @@ def assert_matches_reference(network: FixedPointNetwork, x: np.ndarray) -> scala
     for l, out in enumerate(raw):
         traces = [sample[l] for sample in ref.traces]
         np.testing.assert_array_equal(out["spikes"], np.array([t.spikes for t in traces]), err_msg=f"layer {l} spikes")
-        np.testing.assert_array_equal(out["x1"], np.array([t.x1 for t in traces]), err_msg=f"layer {l} x1")
-        np.testing.assert_array_equal(out["x2"], np.array([t.x2 for t in traces]), err_msg=f"layer {l} x2")
+        assert len(out["states"]) == len(traces[0].states), f"layer {l}: number of states"
+        for j, trajectory in enumerate(out["states"]):
+            np.testing.assert_array_equal(trajectory, np.array([t.states[j] for t in traces]), err_msg=f"layer {l} x{j + 1}")
         np.testing.assert_array_equal(out["overflow_events"], [t.events.changed for t in traces], err_msg=f"layer {l} events")
 
     res = simulate(network, x, record_states=True)
@@ -53,12 +54,13 @@ def assert_matches_reference(network: FixedPointNetwork, x: np.ndarray) -> scala
     for l, layer in enumerate(network.hidden):
         n1, n2 = ("p", "q") if layer.kind in ("csilif", "rf") else ("u", "w")
         window = slice(l + 1, l + 1 + x.shape[1])
-        np.testing.assert_array_equal(res.states[f"{n1}_{l}"], np.array([s[l].x1 for s in ref.traces])[:, window])
-        np.testing.assert_array_equal(res.states[f"{n2}_{l}"], np.array([s[l].x2 for s in ref.traces])[:, window])
+        np.testing.assert_array_equal(res.states[f"{n1}_{l}"], np.array([s[l].states[0] for s in ref.traces])[:, window])
+        np.testing.assert_array_equal(res.states[f"{n2}_{l}"], np.array([s[l].states[1] for s in ref.traces])[:, window])
     for l, out in enumerate(raw):  # the states left after the last step
         final = [sample[l] for sample in ref.final_states]
-        for i, key in enumerate(("x1", "x2", "spikes")):
-            np.testing.assert_array_equal(out[key][:, -1], [f[i] for f in final], err_msg=f"layer {l} final {key}")
+        for j, trajectory in enumerate(out["states"]):
+            np.testing.assert_array_equal(trajectory[:, -1], [f[0][j] for f in final], err_msg=f"layer {l} final x{j + 1}")
+        np.testing.assert_array_equal(out["spikes"][:, -1], [f[1] for f in final], err_msg=f"layer {l} final spikes")
     np.testing.assert_array_equal(
         res.diagnostics["overflow_events"], [[t.events.changed for t in sample] for sample in ref.traces]
     )

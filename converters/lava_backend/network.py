@@ -33,7 +33,7 @@ from silif_deploy.converters.lava_backend.processes import FixedPointNeurons, Sp
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedPointNetwork
-from silif_deploy.hw_models.neuron_kinds import NeuronState, step
+from silif_deploy.hw_models.neuron_kinds import KINDS, NeuronState, step
 from silif_deploy.hw_models.simulator import start_index
 
 LAVA_MAX_WEIGHT_BITS = 8
@@ -72,6 +72,11 @@ class LavaNetwork:
 
 def check_lava_compatible(network: FixedPointNetwork) -> None:
     """Refuse what Lava's own Dense and LIF cannot express, with what to do instead."""
+    if not network.is_chain:
+        raise SilifDeployError(
+            "the Lava mapping builds chains of layers only; this network's stages branch or add "
+            "(residual adds): use --engine fixed"
+        )
     for i, layer in enumerate(network.layers):
         bits = layer.synapse.num_weight_bits
         if bits > LAVA_MAX_WEIGHT_BITS:
@@ -157,4 +162,4 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
 def _warm_up(kind: str, params, size: int) -> None:
     """Compile the kind's step here: Lava forks its process models from this process, so each
     inherits the compiled function instead of loading it again."""
-    step(kind, np.zeros(size, np.int64), NeuronState.zeros((size,)), params)
+    step(kind, np.zeros(size, np.int64), NeuronState.zeros(len(KINDS[kind].states), size), params)

@@ -128,9 +128,9 @@ def _read(network: FixedPointNetwork, lava: LavaNetwork, final_states: bool) -> 
     states = {}
     if final_states:
         for l, (layer, neurons) in enumerate(zip(network.hidden, lava.hidden)):
-            name1, name2 = KINDS[layer.kind].states
-            states[f"{name1}_{l}"] = neurons.x1.get().astype(np.int64)
-            states[f"{name2}_{l}"] = neurons.x2.get().astype(np.int64)
+            x = np.asarray(neurons.x.get()).astype(np.int64).reshape(-1, layer.size)
+            for name, row in zip(KINDS[layer.kind].states, x):
+                states[f"{name}_{l}"] = row
     return SampleRun(spikes, v, states)
 
 
