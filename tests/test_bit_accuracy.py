@@ -53,7 +53,7 @@ def assert_matches_reference(network: FixedPointNetwork, x: np.ndarray) -> scala
     np.testing.assert_allclose(res.scores, ref.scores, rtol=1e-12, atol=1e-12)
     for l, layer in enumerate(network.hidden):
         n1, n2 = ("p", "q") if layer.kind in ("csilif", "rf") else ("u", "w")
-        window = slice(l + 1, l + 1 + x.shape[1])
+        window = slice(ref.delays[l], ref.delays[l] + x.shape[1])  # l + 1 in a chain
         np.testing.assert_array_equal(res.states[f"{n1}_{l}"], np.array([s[l].states[0] for s in ref.traces])[:, window])
         np.testing.assert_array_equal(res.states[f"{n2}_{l}"], np.array([s[l].states[1] for s in ref.traces])[:, window])
     for l, out in enumerate(raw):  # the states left after the last step
