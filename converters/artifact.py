@@ -263,7 +263,8 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
     prof = network.profile
     one = 1 << prof.coefficient_bits
     half = prof.state_max + 1
-    rules = {"membrane": OVERFLOW_CODES[prof.membrane_overflow], "adaptation": OVERFLOW_CODES[prof.adaptation_overflow]}
+    rules = {"membrane": OVERFLOW_CODES[prof.membrane_overflow], "adaptation": OVERFLOW_CODES[prof.adaptation_overflow],
+             "current": OVERFLOW_CODES[prof.current_overflow]}
     m_max = (1 << (prof.bias_mantissa_bits - 1)) - 1
     bias_limit = m_max << prof.bias_exponent_max
 

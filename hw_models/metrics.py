@@ -121,7 +121,7 @@ def describe_fixed(network: FixedPointNetwork) -> NetworkDescription:
         layers.append(LayerDescription(
             name=name, kind=layer.kind, weights=syn.weights, states_per_neuron=KINDS[layer.kind].buffers,
             state_bits=network.profile.state_bits, weight_bits=syn.num_weight_bits, parameters=params[i],
-            hidden=layer is not network.readout, graded=syn.graded,
+            hidden=i < len(network.hidden), graded=syn.graded,
             fixed_point={"weight_exp": syn.weight_exp, "state_scale": layer.scale},
         ))
     return NetworkDescription("fixed", network.model_type, layers, extra_steps=network.delay,

@@ -36,7 +36,7 @@ class NeuronKind:
     What the artifact check needs besides the fields every hidden kind has (``threshold``,
     ``frac_bits``, ``input_shift``, ``half``, ``bias``): ``coefficients``, fields that are k/2^F
     coefficients (|k| ≤ 2^F); ``state_valued``, fields within ± the state maximum;
-    ``overflow_rules``, (field, the profile's rule it must be: "membrane" or "adaptation");
+    ``overflow_rules``, (field, the profile's rule it must be: "membrane", "adaptation" or "current");
     ``fixed``, (field, the value the kind fixes, why).
     """
 

@@ -91,8 +91,13 @@ def readout_params(draw, n: int, half: int) -> CubaParams:
 
 
 @st.composite
-def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int = 25, max_batch: int = 3):
-    """(network, x): a random FixedPointNetwork and an input batch for it (counts or real values)."""
+def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int = 25, max_batch: int = 3,
+                   kinds: tuple[str, ...] = HIDDEN_KINDS, layer_params=None):
+    """(network, x): a random FixedPointNetwork and an input batch for it (counts or real values).
+
+    Hidden kinds are drawn from ``kinds``; ``layer_params(kind, n, frac_bits, half, extreme)`` is
+    the strategy of their parameters (default :func:`hidden_params`: the built-in kinds)."""
+    layer_params = layer_params or hidden_params
     frac_bits = draw(st.sampled_from([12, 24]))
     state_bits = draw(st.sampled_from([24, 24, 32]))
     half = 1 << (state_bits - 1)
@@ -105,9 +110,9 @@ def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int
     payload_max = (1 << prof.input_message_bits) - 1
     layers = []
     for l in range(depth):
-        kind = draw(st.sampled_from(HIDDEN_KINDS))
+        kind = draw(st.sampled_from(kinds))
         syn = _synapse(draw, sizes[l + 1], sizes[l], graded=draw(st.booleans()), max_payload=payload_max)
-        params = draw(hidden_params(kind, sizes[l + 1], frac_bits, half, extreme))
+        params = draw(layer_params(kind, sizes[l + 1], frac_bits, half, extreme))
         layers.append(FixedLayer(kind, syn, params, params.threshold))
     ro_syn = _synapse(draw, sizes[-1], sizes[-2], graded=False, max_payload=1)
     readout = FixedLayer("cuba", ro_syn, draw(readout_params(sizes[-1], half)), 1 << draw(st.integers(0, 22)))

@@ -24,7 +24,7 @@ from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
 from silif_deploy.hw_models.neuron_adaptive import AdaptiveParams
 from silif_deploy.hw_models.neuron_cuba import CubaParams
-from silif_deploy.hw_models.neuron_kinds import HIDDEN_KINDS
+from silif_deploy.hw_models.neuron_kinds import HIDDEN_KINDS, KINDS
 from silif_deploy.hw_models.neuron_resonate import ResonateParams
 from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.simulator import simulate, simulate_raw
@@ -52,10 +52,12 @@ def assert_matches_reference(network: FixedPointNetwork, x: np.ndarray) -> scala
     assert res.readout_u.tobytes() == np.array(ref.readout_u, np.float64).tobytes()
     np.testing.assert_allclose(res.scores, ref.scores, rtol=1e-12, atol=1e-12)
     for l, layer in enumerate(network.hidden):
-        n1, n2 = ("p", "q") if layer.kind in ("csilif", "rf") else ("u", "w")
+        # the built-in kinds' state names as the spec writes them; a test family declares its own
+        names = (("p", "q") if layer.kind in ("csilif", "rf") else ("u", "w")) if layer.kind in HIDDEN_KINDS \
+            else KINDS[layer.kind].states
         window = slice(ref.delays[l], ref.delays[l] + x.shape[1])  # l + 1 in a chain
-        np.testing.assert_array_equal(res.states[f"{n1}_{l}"], np.array([s[l].states[0] for s in ref.traces])[:, window])
-        np.testing.assert_array_equal(res.states[f"{n2}_{l}"], np.array([s[l].states[1] for s in ref.traces])[:, window])
+        for j, name in enumerate(names):
+            np.testing.assert_array_equal(res.states[f"{name}_{l}"], np.array([s[l].states[j] for s in ref.traces])[:, window])
     for l, out in enumerate(raw):  # the states left after the last step
         final = [sample[l] for sample in ref.final_states]
         for j, trajectory in enumerate(out["states"]):
