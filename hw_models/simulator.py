@@ -11,6 +11,11 @@ can carry data; the readout likewise until step L + 2 (Lava's ``LIFReset`` with 
 Without this, a neuron's bias would drive it for l + 1 steps before its first input, a transient
 the float model does not have.
 
+**Stages.** The network is a graph of stages (:mod:`.network`); the simulator walks them in
+order, running each neuron stage fused with the Dense that feeds it (one layer, as above, with its
+delay in place of l + 1) and each Add on the event lists of its two sources. A chain is the case
+above.
+
 **Speed and memory.** Chunks of ``CHUNK`` samples run through all layers (layers pass spike lists,
 see :mod:`.neuron_loops`) and write their outputs straight into the aligned arrays, so the working
 set is a few MB whatever the batch; :func:`simulate_batches` streams any number of samples in
