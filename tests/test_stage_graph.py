@@ -61,3 +61,15 @@ def test_graph_rules_are_refused_in_one_line():
             simulate(network, x)
 
     check()
+
+
+@pytest.mark.lava
+def test_lava_refuses_non_chain_graphs_in_one_line():
+    pytest.importorskip("lava")
+    from test_artifact_v2 import residual_network
+
+    from silif_deploy.converters.lava_backend.network import check_lava_compatible
+
+    with pytest.raises(SilifDeployError, match="chains of layers only.*use --engine fixed") as err:
+        check_lava_compatible(residual_network())
+    assert "\n" not in str(err.value)
