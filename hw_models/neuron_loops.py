@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import pickle
 from pathlib import Path
 from typing import NamedTuple
 
@@ -198,15 +199,39 @@ def _neuron_update(a_in, x, s, params, n):
 
 
 class _KernelSourceCache(FunctionCache):
-    """numba's on-disk cache, also keyed by the sources of the kernels compiled into the cached
-    function: numba itself only checks the file the function is in, and a kernel edited elsewhere
-    would otherwise run stale from the cache."""
+    """numba's on-disk cache, also keyed by the sources of the kernel compiled into each cached
+    signature: numba itself only checks the file the function is in, and a kernel edited elsewhere
+    would otherwise run stale from the cache. Signatures with a kind defined outside this package
+    (a test family) are compiled but not cached: the index entry would not load in a process that
+    has not imported that kind."""
+
+    @staticmethod
+    def _classes(sig) -> set:
+        return {getattr(t, "instance_class", None) for t in getattr(sig, "args", sig)}
+
+    def _foreign(self, sig) -> bool:
+        return any(not c.__module__.startswith("silif_deploy.") for c in self._classes(sig) if c is not None)
 
     def _index_key(self, sig, codegen):
-        # the kinds registered now: a kind registered later (a test family) enters the key too
-        sources = sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
+        classes = self._classes(sig)
+        sources = sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values() if k.params_type in classes}
+                         | {inspect.getfile(fixed_point)})
         digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in sources)).hexdigest()
         return (*super()._index_key(sig, codegen), digest)
+
+    def load_overload(self, sig, target_context):
+        if self._foreign(sig):
+            return None
+        try:
+            return super().load_overload(sig, target_context)
+        except (ImportError, AttributeError, EOFError, pickle.UnpicklingError):
+            # an index this process cannot read (written with a kind it lacks): start it afresh
+            Path(self._cache_file._index_path).unlink(missing_ok=True)
+            return None
+
+    def save_overload(self, sig, data):
+        if not self._foreign(sig):
+            super().save_overload(sig, data)
 
 
 def _cached(dispatcher):

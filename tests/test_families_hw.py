@@ -186,3 +186,25 @@ def test_lava_runs_the_families_as_the_simulator():
 
     check()
     assert seen == set(FAMILIES)
+
+
+def test_a_family_leaves_the_compiled_cache_usable_without_it(tmp_path):
+    """numba's on-disk cache of the layer loop is shared by every process: a signature compiled
+    for a kind defined outside the package (here, after simulating a family) must not enter it, or
+    a process that never imported the family could not load the cache."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    @settings(max_examples=2, **SETTINGS)
+    @given(family_networks(max_depth=1))
+    def run_family(case):
+        simulate(*case)
+
+    run_family()
+    fixture = Path(__file__).parent / "fixtures" / "v1_mixed_chain.loihi2.h5"
+    code = ("import numpy as np; from silif_deploy.converters.artifact import read_artifact; "
+            "from silif_deploy.hw_models.simulator import simulate; "
+            f"print(simulate(read_artifact({str(fixture)!r}), np.ones((1, 5, 12))).scores.shape)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "(1, 4)", out.stderr[-2000:]
