@@ -198,25 +198,29 @@ def _neuron_update(a_in, x, s, params, n):
     return lambda a_in, x, s, params, n: kernel(a_in, x, s, params, n)
 
 
+class _AllKernelSources:
+    """The source files of every registered kind's kernel and of the integer primitives, read when
+    asked: a kind registered after import (a test family) is included."""
+
+    def __get__(self, obj, owner) -> list[str]:
+        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
+
+
 class _KernelSourceCache(FunctionCache):
-    """numba's on-disk cache, also keyed by the sources of the kernel compiled into each cached
-    signature: numba itself only checks the file the function is in, and a kernel edited elsewhere
+    """numba's on-disk cache, also keyed by the sources of the kernels compiled into the cached
+    function: numba itself only checks the file the function is in, and a kernel edited elsewhere
     would otherwise run stale from the cache. Signatures with a kind defined outside this package
     (a test family) are compiled but not cached: the index entry would not load in a process that
     has not imported that kind."""
 
-    @staticmethod
-    def _classes(sig) -> set:
-        return {getattr(t, "instance_class", None) for t in getattr(sig, "args", sig)}
+    _sources = _AllKernelSources()
 
     def _foreign(self, sig) -> bool:
-        return any(not c.__module__.startswith("silif_deploy.") for c in self._classes(sig) if c is not None)
+        classes = {getattr(t, "instance_class", None) for t in getattr(sig, "args", sig)}
+        return any(not c.__module__.startswith("silif_deploy.") for c in classes if c is not None)
 
     def _index_key(self, sig, codegen):
-        classes = self._classes(sig)
-        sources = sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values() if k.params_type in classes}
-                         | {inspect.getfile(fixed_point)})
-        digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in sources)).hexdigest()
+        digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in self._sources)).hexdigest()
         return (*super()._index_key(sig, codegen), digest)
 
     def load_overload(self, sig, target_context):
