@@ -64,12 +64,27 @@ def test_graph_rules_are_refused_in_one_line():
 
 
 @pytest.mark.lava
-def test_lava_refuses_non_chain_graphs_in_one_line():
+@pytest.mark.timeout(600)
+def test_lava_runs_residual_graphs_as_the_simulator():
+    """Lava (our AddValues process between the neuron stages and the graded Dense) equals the
+    simulator: a quantized residual graph, then random ones made Lava-expressible."""
     pytest.importorskip("lava")
+    from hypothesis import assume
     from test_artifact_v2 import residual_network
+    from test_lava_equivalence import _lava_compatible, assert_equal_runs
 
-    from silif_deploy.converters.lava_backend.network import check_lava_compatible
+    from silif_deploy.converters.lava_backend.network import LAVA_MAX_WEIGHT_BITS
 
-    with pytest.raises(SilifDeployError, match="chains of layers only.*use --engine fixed") as err:
-        check_lava_compatible(residual_network())
-    assert "\n" not in str(err.value)
+    network = residual_network()
+    x = np.random.default_rng(1).poisson(0.8, (1, 16, 12)).astype(np.float32)
+    assert all(s.sum() > 0 for s in simulate(network, x).spikes), "silent layers: the comparison would be vacuous"
+    assert_equal_runs(network, x)
+
+    @settings(max_examples=6, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(residual_networks(max_width=6, max_steps=12, max_batch=1))
+    def check(case):
+        network, x = case
+        assume(all(layer.synapse.num_weight_bits <= LAVA_MAX_WEIGHT_BITS for layer in network.layers))
+        assert_equal_runs(_lava_compatible(network), x)
+
+    check()

@@ -76,6 +76,29 @@ class PyFixedPointNeuronsModel(PyLoihiProcessModel):
         self.s_out.send(self.s.astype(np.int32))
 
 
+class AddValues(AbstractProcess):
+    """The network's Add stage: ``s_out`` = ``a_in`` + ``b_in`` element-wise, sent in the step the
+    two sources send (no delay; a spike counts 1)."""
+
+    def __init__(self, *, shape: tuple[int, ...], name: str | None = None) -> None:
+        super().__init__(shape=shape, name=name)
+        self.a_in = InPort(shape=shape)
+        self.b_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+
+
+@implements(proc=AddValues, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyAddValuesModel(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def run_spk(self) -> None:
+        self.s_out.send(self.a_in.recv() + self.b_in.recv())
+
+
 PACKED_BITS = 48
 """Spikes per recorded value. Lava's ``Var.get`` sends a Var's values one by one as float64
 (≈15 µs each), exact up to 2^53: 48 spikes travel as one value."""
