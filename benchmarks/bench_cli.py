@@ -161,17 +161,17 @@ def breakdown(network, x: np.ndarray) -> dict[str, float]:
     """Milliseconds per sample, one thread, by stage: input encoding, then each layer's event loop."""
     from silif_deploy.hw_models.neuron_loops import Events, Recording, input_events, payload_type, run_layer
     from silif_deploy.hw_models.neuron_loops import NO_STATES, NOTHING
-    from silif_deploy.hw_models.simulator import CHUNK, _prepared, start_index
+    from silif_deploy.hw_models.simulator import CHUNK, _plan, start_index
 
-    prepared = _prepared(network)
+    prepared = _plan(network).layers
     bits = network.profile.input_message_bits
     total_steps = STEPS + network.delay
     times = {"input": 0.0, **{f"L{l}" if l < len(network.hidden) else "readout": 0.0 for l in range(len(network.layers))}}
     names = list(times)
     inputs = Events.empty(CHUNK, STEPS, CHANNELS, payload_type(bits))
     spikes = [Events.empty(CHUNK, total_steps, layer.size) for layer in network.layers]
-    recordings = [Recording(start_index(l), NOTHING, NO_STATES,
-                            np.zeros((len(x), STEPS, layer.size), np.int64) if layer is network.readout else NO_STATES,
+    recordings = [Recording(start_index(l), NOTHING,
+                            (NO_STATES, np.zeros((len(x), STEPS, layer.size), np.int64) if l == len(network.hidden) else NO_STATES),
                             np.zeros(len(x), np.int64)) for l, layer in enumerate(network.layers)]
     for repeat in range(2):  # the first round compiles (or loads) the kernels and is not counted
         for b0 in range(0, len(x) - CHUNK + 1, CHUNK):

@@ -1,16 +1,22 @@
 """The fixed-point network file (``<name>.loihi2.h5``): the contract between PyTorch and hardware.
 
-HDF5 written with h5py; readable with numpy + h5py alone (no torch). Layout, format version 1::
+HDF5 written with h5py; readable with numpy + h5py alone (no torch). Layout, format version 2
+(``docs/artifact.md``; version 1 is the same without ``stages`` and ``states``: a chain)::
 
-    /                  attrs: format = "silif-deploy-fixed-point", format_version = 1,
+    /                  attrs: format = "silif-deploy-fixed-point", format_version = 2,
                               model_type, n_inputs, n_classes, input_frac_bits,
+                              stages (JSON: the graph of stages in run order, each
+                              {"name", "type": dense | neurons | add | softmax_sum, "inputs",
+                              and "layer": i for a Dense and the neuron stage it feeds}),
                               identity (the content hash at export, :func:`artifact_identity`;
                               ``inspect`` tells an artifact edited since from an exported one),
                               provenance (JSON: tool version, source and NIR SHA-256, profile name),
                               quantization (JSON: per-layer diagnostics)
     /profile           attr text: the hardware profile's TOML, verbatim
-    /layers/<i>        i = 0..L−1 hidden layers, then L = the readout (kind "cuba")
-        attrs: kind, scale, weight_exp, num_weight_bits, graded, and every scalar parameter
+    /layers/<i>        one per neuron stage in run order, with the Dense that feeds it: hidden
+                       layers, then the readout (kind "cuba")
+        attrs: kind, states (JSON: the kind's state names), scale, weight_exp, num_weight_bits,
+               graded, and every scalar parameter
         weights        (out, in) int32 Dense weights (Lava's grid)
         <param>        (out,) int64 per-neuron parameter arrays of the kind's record
     /float_model       the float network it came from (``--engine float``):
@@ -33,13 +39,16 @@ from silif_deploy.converters.files import atomic_output, require_file
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse, weight_grid
 from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
-from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
+from silif_deploy.hw_models.network import (
+    Add, Dense, FixedLayer, FixedPointNetwork, Neurons, SoftmaxSum, Stage, graph_problem, inputs_of,
+)
 from silif_deploy.hw_models.neuron_cuba import DECAY_BITS
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.profile import profile_from_text
 
 ARTIFACT_FORMAT = "silif-deploy-fixed-point"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
+STAGE_TYPES = {Dense: "dense", Neurons: "neurons", Add: "add", SoftmaxSum: "softmax_sum"}
 
 
 def write_artifact(network: FixedPointNetwork, path: str | os.PathLike) -> None:
@@ -53,6 +62,7 @@ def write_artifact(network: FixedPointNetwork, path: str | os.PathLike) -> None:
                 "provenance": json.dumps(network.provenance, sort_keys=True),
                 "identity": artifact_identity(network),
                 "quantization": json.dumps(network.quantization, sort_keys=True, default=_json_default),
+                "stages": json.dumps(_stage_list(network)),
             })
             f.create_group("profile").attrs["text"] = network.profile.source_text
             layers = f.create_group("layers")
@@ -65,6 +75,16 @@ def write_artifact(network: FixedPointNetwork, path: str | os.PathLike) -> None:
                     fm.create_dataset(key, data=value)
 
 
+def _stage_list(network: FixedPointNetwork) -> list[dict[str, Any]]:
+    """The graph as the file's ``stages`` attribute: a Dense and the neuron stage it feeds name
+    the layer group that holds them."""
+    layer_of = {}
+    for i, neurons in enumerate(network.neuron_stages):
+        layer_of[neurons.name] = layer_of[neurons.source] = i
+    return [{"name": st.name, "type": STAGE_TYPES[type(st)], "inputs": list(inputs_of(st)),
+             **({"layer": layer_of[st.name]} if st.name in layer_of else {})} for st in network.stages]
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -73,7 +93,8 @@ def _json_default(obj: Any) -> Any:
 
 def _write_layer(g: h5py.Group, layer: FixedLayer) -> None:
     syn = layer.synapse
-    g.attrs.update({"kind": layer.kind, "scale": layer.scale, "weight_exp": syn.weight_exp,
+    g.attrs.update({"kind": layer.kind, "states": json.dumps(KINDS[layer.kind].states),
+                    "scale": layer.scale, "weight_exp": syn.weight_exp,
                     "num_weight_bits": syn.num_weight_bits, "graded": syn.graded})
     g.create_dataset("weights", data=syn.weights.astype(np.int32), compression="gzip")
     for name, value in layer.params._asdict().items():
@@ -103,9 +124,10 @@ def read_artifact(path: str | os.PathLike) -> FixedPointNetwork:
                     f"'{p}' has artifact format version {version}; this silif-deploy reads up to {ARTIFACT_VERSION}: upgrade it"
                 )
             profile = profile_from_text(_text(f["profile"].attrs["text"]), origin=f"{p}: profile")
-            layers = [_read_layer(f["layers"][str(i)]) for i in range(len(f["layers"]))]
+            layers = [_read_layer(f["layers"][str(i)], version) for i in range(len(f["layers"]))]
             if len(layers) < 2:
                 raise ValueError(f"{len(layers)} layers; an artifact holds hidden layers and a readout")
+            stages = _read_stages(json.loads(f.attrs["stages"]), layers) if version >= 2 else None
             float_model = None
             if "float_model" in f:
                 fm = f["float_model"]
@@ -122,9 +144,51 @@ def read_artifact(path: str | os.PathLike) -> FixedPointNetwork:
             raise
         except (KeyError, ValueError, TypeError, OSError, AttributeError, IndexError, RuntimeError) as err:
             raise SilifDeployError(f"'{p}' is a damaged artifact ({type(err).__name__}: {err})") from None
-    _check_chain(network, p)
+    if stages is not None:
+        network.stages = stages
+    _check_shapes(network, p)
+    problem = graph_problem(network.stages, network.n_inputs)
+    if problem is not None:
+        raise SilifDeployError(f"'{p}': {problem}; the file was edited or damaged: export the model again")
     check_network(network, p)
     return network
+
+
+def _read_stages(entries: Any, layers: list[FixedLayer]) -> list[Stage]:
+    """The ``stages`` attribute as stages; every layer group is one Dense and one neuron stage."""
+    if not isinstance(entries, list):
+        raise ValueError("'stages' is not a list")
+    stages: list[Stage] = []
+    used: list[tuple[str, int]] = []
+    for entry in entries:
+        name, kind, inputs = _text(entry["name"]), _text(entry["type"]), [_text(i) for i in entry["inputs"]]
+        if kind not in STAGE_TYPES.values():
+            raise ValueError(f"stage '{name}' has type '{kind}', not one of {', '.join(STAGE_TYPES.values())}")
+        if len(inputs) != (2 if kind == "add" else 1):
+            raise ValueError(f"stage '{name}' ({kind}) has {len(inputs)} inputs")
+        if kind in ("dense", "neurons"):
+            i = _int(entry["layer"], f"stage {name} layer")
+            if not 0 <= i < len(layers) or (kind, i) in used:
+                raise ValueError(f"stage '{name}' names layer {i}, which is missing or already taken")
+            used.append((kind, i))
+            layer = layers[i]
+            stages.append(Dense(name, inputs[0], layer.synapse) if kind == "dense" else
+                          Neurons(name, inputs[0], layer.kind, layer.params, layer.scale))
+        elif kind == "add":
+            stages.append(Add(name, (inputs[0], inputs[1])))
+        else:
+            stages.append(SoftmaxSum(name, inputs[0]))
+    if len(used) != 2 * len(layers):
+        raise ValueError(f"the stages use {len(used)} of the {2 * len(layers)} Dense and neuron halves of the layers")
+    # layer i is the i-th neuron stage, fed by its Dense (the order the writer keeps)
+    order = [st for st in stages if isinstance(st, Neurons)]
+    for i, neurons in enumerate(order):
+        if neurons.params is not layers[i].params:
+            raise ValueError(f"neuron stage '{neurons.name}' is not layer {i}: layers are stored in run order")
+        dense = next((st for st in stages if isinstance(st, Dense) and st.name == neurons.source), None)
+        if dense is None or dense.synapse is not layers[i].synapse:
+            raise ValueError(f"neuron stage '{neurons.name}' is not fed by the Dense of its own layer {i}")
+    return stages
 
 
 def _int(value: Any, name: str) -> int:
@@ -149,10 +213,13 @@ def _int_array(g: h5py.Group, name: str) -> np.ndarray:
     return data[()].astype(np.int64)
 
 
-def _read_layer(g: h5py.Group) -> FixedLayer:
+def _read_layer(g: h5py.Group, version: int) -> FixedLayer:
     kind = _text(g.attrs["kind"])
     if kind not in KINDS:
         raise ValueError(f"unknown neuron kind '{kind}'")
+    if version >= 2 and tuple(json.loads(g.attrs["states"])) != KINDS[kind].states:
+        raise ValueError(f"'{g.name}' declares states {json.loads(g.attrs['states'])}, but kind '{kind}' has "
+                         f"{list(KINDS[kind].states)}")
     params_type = KINDS[kind].params_type
     values = {}
     for name in params_type._fields:
@@ -165,10 +232,11 @@ def _read_layer(g: h5py.Group) -> FixedLayer:
     return FixedLayer(kind, syn, params_type(**values), _int(g.attrs["scale"], "scale"))
 
 
-def _check_chain(network: FixedPointNetwork, p) -> None:
-    n_in = network.n_inputs
+def _check_shapes(network: FixedPointNetwork, p) -> None:
+    """Chains: each layer takes what the one before sends. Every layer: one entry per neuron."""
+    n_in, chain = network.n_inputs, network.is_chain
     for i, layer in enumerate(network.layers):
-        if layer.synapse.fan_in != n_in:
+        if layer.synapse.fan_in != n_in and chain:
             raise SilifDeployError(f"'{p}': layer {i} takes {layer.synapse.fan_in} inputs but receives {n_in}")
         for name, value in layer.params._asdict().items():
             if isinstance(value, np.ndarray) and value.shape != (layer.size,):
@@ -195,7 +263,8 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
     prof = network.profile
     one = 1 << prof.coefficient_bits
     half = prof.state_max + 1
-    membrane, adaptation = OVERFLOW_CODES[prof.membrane_overflow], OVERFLOW_CODES[prof.adaptation_overflow]
+    rules = {"membrane": OVERFLOW_CODES[prof.membrane_overflow], "adaptation": OVERFLOW_CODES[prof.adaptation_overflow],
+             "current": OVERFLOW_CODES[prof.current_overflow]}
     m_max = (1 << (prof.bias_mantissa_bits - 1)) - 1
     bias_limit = m_max << prof.bias_exponent_max
 
@@ -250,16 +319,15 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
         equal(name, "frac_bits", par.frac_bits, prof.coefficient_bits, "the profile's coefficients.bits")
         within(name, "threshold", par.threshold, 1, THRESHOLD_LIMIT)
         within(name, "bias", par.bias, -bias_limit, bias_limit)
-        coefficients = ("lam_re", "lam_im", "gain") if layer.kind in ("csilif", "rf") else ("alpha", "gain", "beta", "a")
-        for field in coefficients:
+        kind = KINDS[layer.kind]  # what the kind declares about its own fields
+        for field in kind.coefficients:
             within(name, field, getattr(par, field), -one, one)
-        if layer.kind in ("csilif", "rf"):
-            equal(name, "mode", par.mode, membrane, "the profile's membrane_overflow")
-            equal(name, "reset_first", par.reset_first, int(layer.kind == "csilif"), f"{layer.kind}'s reset order")
-        else:
-            within(name, "b_spike", par.b_spike, -prof.state_max, prof.state_max)
-            equal(name, "u_mode", par.u_mode, membrane, "the profile's membrane_overflow")
-            equal(name, "w_mode", par.w_mode, adaptation, "the profile's adaptation_overflow")
+        for field in kind.state_valued:
+            within(name, field, getattr(par, field), -prof.state_max, prof.state_max)
+        for field, rule in kind.overflow_rules:
+            equal(name, field, getattr(par, field), rules[rule], f"the profile's {rule}_overflow")
+        for field, value, why in kind.fixed:
+            equal(name, field, getattr(par, field), value, why)
 
 
 IDENTITY_SCHEME = b"silif-deploy-artifact-identity/1"
@@ -273,8 +341,9 @@ def recorded_identity(path: str | os.PathLike) -> str | None:
 
 
 def artifact_identity(network: FixedPointNetwork) -> str:
-    """The SHA-256 of what the hardware runs: model type, input format, the profile's fields and
-    every layer's kind, scale, synapse and integer parameters, in a fixed order.
+    """The SHA-256 of what the hardware runs: model type, input format, the profile's fields, the
+    graph of stages unless it is a chain, and every layer's kind, scale, synapse and integer
+    parameters, in a fixed order.
 
     Not the file's bytes: provenance (times, paths), quantization diagnostics and the float model
     the artifact carries do not enter, so exporting the same checkpoint twice with the same
@@ -292,6 +361,8 @@ def artifact_identity(network: FixedPointNetwork) -> str:
     put("n_inputs", network.n_inputs)
     put("input_frac_bits", network.input_frac_bits)
     put("profile", json.dumps(network.profile.to_dict(), sort_keys=True))
+    if not network.is_chain:  # a chain's identity is its layers', as in format version 1
+        put("stages", json.dumps(_stage_list(network)))
     for i, layer in enumerate(network.layers):
         syn = layer.synapse
         put(f"{i}.kind", layer.kind)

@@ -9,7 +9,6 @@ leaves no file behind.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +118,8 @@ def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     write_netx(network, path)
     # netx builds every layer of a file (skipped ones too) and cannot build ours: the readout alone,
     # behind an input layer of its fan-in, is a file netx loads as it is
-    readout = dataclasses.replace(network, hidden=[], n_inputs=network.readout.synapse.fan_in,
-                                  model_type=f"{network.model_type}-readout")
+    readout = network.replace(hidden=[], n_inputs=network.readout.synapse.fan_in,
+                              model_type=f"{network.model_type}-readout")
     readout_path = job.output(".readout.netx.h5")
     write_netx(readout, readout_path)
     print(f"netx: {len(network.hidden)} hidden layers as {network.model_type} (neuron/type SILIF_FXP, our extension: "

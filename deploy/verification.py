@@ -52,11 +52,12 @@ def _digests(rows: np.ndarray) -> np.ndarray:
     return out.reshape(rows.shape[:-1])
 
 
-def state_digests(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Digests of a layer's (batch, time, neurons) states: per (sample, step) over [x1, x2] of all
-    neurons, and per (sample, neuron) over the neuron's (x1, x2) at every step."""
-    per_step = _digests(np.concatenate([x1, x2], axis=2))
-    per_neuron = _digests(np.stack([x1, x2], axis=-1).transpose(0, 2, 1, 3).reshape(x1.shape[0], x1.shape[2], -1))
+def state_digests(*states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Digests of a layer's k (batch, time, neurons) states: per (sample, step) over [x1, …, xk] of
+    all neurons, and per (sample, neuron) over the neuron's (x1, …, xk) at every step."""
+    x1 = states[0]
+    per_step = _digests(np.concatenate(states, axis=2))
+    per_neuron = _digests(np.stack(states, axis=-1).transpose(0, 2, 1, 3).reshape(x1.shape[0], x1.shape[2], -1))
     return per_step, per_neuron
 
 
@@ -65,9 +66,8 @@ def _fixed_outputs(network: FixedPointNetwork, x: np.ndarray) -> dict[str, np.nd
     arrays = {f"spikes_{i}": np.packbits(s, axis=-1) for i, s in enumerate(result.spikes)}
     arrays["readout_v"] = result.states["v_readout"]  # type: ignore[index]
     for i, layer in enumerate(network.hidden):
-        name1, name2 = KINDS[layer.kind].states
         arrays[f"state_digests_{i}"], arrays[f"neuron_digests_{i}"] = state_digests(
-            result.states[f"{name1}_{i}"], result.states[f"{name2}_{i}"])  # type: ignore[index]
+            *(result.states[f"{name}_{i}"] for name in KINDS[layer.kind].states))  # type: ignore[index]
     return arrays
 
 

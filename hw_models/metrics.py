@@ -111,7 +111,7 @@ def describe_fixed(network: FixedPointNetwork) -> NetworkDescription:
         layers.append(LayerDescription(
             name=name, kind=layer.kind, weights=syn.weights, states_per_neuron=KINDS[layer.kind].buffers,
             state_bits=network.profile.state_bits, weight_bits=syn.num_weight_bits, parameters=params[i],
-            hidden=layer is not network.readout, graded=syn.graded,
+            hidden=i < len(network.hidden), graded=syn.graded,
             fixed_point={"weight_exp": syn.weight_exp, "state_scale": layer.scale},
         ))
     return NetworkDescription("fixed", network.model_type, layers, extra_steps=network.delay,
@@ -347,18 +347,31 @@ def fidelity_metrics(description: NetworkDescription, tally: FidelityTally) -> d
 # --------------------------------------------------------------------------------------------
 # Quantization diagnostics.
 
-_LAYER_WARNINGS = (
-    ("beta_one_perfect_integrator", "β rounded to exactly 1 (perfect integrators)"),
-    ("alpha_zero_memoryless", "α rounded to 0 (memoryless)"),
-    ("alpha_one_no_input", "α rounded to 1 (input gain 0: deaf)"),
-    ("lambda_zero", "λ rounded to 0 (memoryless)"),
-    ("lambda_unit_or_more", "|λ| rounded to ≥ 1 (no decay)"),
-    ("gain_zeroed", "input gain rounded to 0 (deaf)"),
+_SYNAPSE_WARNINGS = (
     ("weights_clipped", "weights clipped to the weight range"),
     ("biases_out_of_range", "biases out of the bias range (clipped)"),
 )
-NEURON_DEGENERACIES = tuple(key for key, _ in _LAYER_WARNINGS if not key.startswith(("weights", "biases")))
-"""The quantization diagnostics that count neurons whose dynamics rounding changed in kind."""
+
+
+def _all_degeneracies() -> tuple[tuple[str, str], ...]:
+    """Every kind's degeneracy diagnostics, in registration order, each key once."""
+    seen: dict[str, str] = {}
+    for kind in KINDS.values():
+        for key, text in kind.diagnostics:
+            seen.setdefault(key, text)
+    return tuple(seen.items())
+
+
+def _layer_warnings(kind: str | None) -> tuple[tuple[str, str], ...]:
+    """The (key, warning) pairs of a layer's quantization diagnostics: its kind's degeneracies
+    (every kind's when the kind is not known), then those of its synapse."""
+    own = KINDS[kind].diagnostics if kind in KINDS else _all_degeneracies()
+    return (*own, *_SYNAPSE_WARNINGS)
+
+
+NEURON_DEGENERACIES = tuple(key for key, _ in _all_degeneracies())
+"""The quantization diagnostics that count neurons whose dynamics rounding changed in kind (each
+hardware kind declares its own: ``NeuronKind.diagnostics``)."""
 
 
 def quantization_section(quantization: Mapping[str, Any]) -> dict[str, Any]:
@@ -379,7 +392,7 @@ def quantization_warnings(layers: list[Mapping[str, Any]]) -> list[str]:
     lines = []
     for diag in layers:
         name = diag["name"]
-        for key, text in _LAYER_WARNINGS:
+        for key, text in _layer_warnings(diag.get("kind")):
             count = diag.get(key, 0)
             if not count:
                 continue

@@ -44,14 +44,25 @@ class AdaptiveParams(NamedTuple):
     w_mode: int
 
 
+DIAGNOSTICS = (
+    ("beta_one_perfect_integrator", "β rounded to exactly 1 (perfect integrators)"),
+    ("alpha_zero_memoryless", "α rounded to 0 (memoryless)"),
+    ("alpha_one_no_input", "α rounded to 1 (input gain 0: deaf)"),
+)
+"""The quantizer's counts of neurons whose dynamics rounding changed in kind, with the warning each implies."""
+
+
 @njit(inline="always", cache=True)
-def adaptive_neuron(a_in, u, w, s, p, n):
-    """One step of neuron ``n``: ``(a_t, u, w, s) -> (s_t, u_t, w_t, overflow events)``."""
+def adaptive_neuron(a_in, x, s, p, n):
+    """One step of neuron ``n``: column n of the states ``x`` = (u, w) to (u_t, w_t), returns
+    ``(s_t, overflow events)``."""
     f = p.frac_bits
+    u, w = x[0, n], x[1, n]
     spiked = -s  # s is 0 or 1: c·s is c & −s, a mask instead of a 64-bit multiply (emulated in AVX2)
     w_new = tz_mul(p.beta[n], w, f) + tz_mul(p.a[n], u, f) + (p.b_spike[n] & spiked)
     w_new, ow = overflow(w_new, p.w_mode, p.half)
     drive = (a_in << p.input_shift) + p.bias[n] - w_new
     u_new = tz_mul(p.alpha[n], u - (p.threshold & spiked), f) + tz_mul(p.gain[n], drive, f)
     u_new, ou = overflow(u_new, p.u_mode, p.half)
-    return (1 if u_new > p.threshold else 0), u_new, w_new, ow + ou
+    x[0, n], x[1, n] = u_new, w_new
+    return (1 if u_new > p.threshold else 0), ow + ou

@@ -41,13 +41,15 @@ class CubaParams(NamedTuple):
 
 
 @njit(inline="always", cache=True)
-def cuba_neuron(a_in, u, v, s, p, n):
-    """One step of neuron ``n``: ``(a_t, u, v, s) -> (s_t, u_t, v_t, overflow events)``."""
+def cuba_neuron(a_in, x, s, p, n):
+    """One step of neuron ``n``: column n of the states ``x`` = (u, v) to (u_t, v_t), returns
+    ``(s_t, overflow events)``."""
+    u, v = x[0, n], x[1, n]
     bias = shift_left(p.bias_mant[n], p.bias_exp[n])
     u_new = tz_mul(u, (1 << DECAY_BITS) - (p.du[n] + 1), DECAY_BITS) + (a_in << p.input_shift)
     u_new, ou = overflow(u_new, WRAP, p.half)
     v_new = tz_mul(v, (1 << DECAY_BITS) - p.dv[n], DECAY_BITS) + u_new + bias
     v_new, ov = overflow(v_new, SATURATE, p.half)
-    if v_new > (p.vth << p.threshold_exponent):
-        return 1, u_new, 0, ou + ov
-    return 0, u_new, v_new, ou + ov
+    spike = v_new > (p.vth << p.threshold_exponent)
+    x[0, n], x[1, n] = u_new, (0 if spike else v_new)
+    return (1 if spike else 0), ou + ov

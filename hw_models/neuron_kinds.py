@@ -1,18 +1,26 @@
 """The fixed-point neuron kinds: each names its parameter record, its scalar kernel and its states.
 
-A kernel is the single definition of a kind's integer update: ``kernel(a, x1, x2, s, params, n)
--> (s_t, x1_t, x2_t, overflow events)`` for neuron ``n``. The simulator's batched loops and the Lava
-process models both call it (through :func:`step` and :mod:`.neuron_loops`).
+A kernel is the single definition of a kind's integer update. For neuron ``n`` of a layer whose
+``k`` states are the rows of a (k, N) int64 array ``x``: ``kernel(a, x, s, params, n) -> (s_t,
+overflow events)`` reads column n (the states at t − 1), writes the states at t there, and returns
+the spike and how many values an overflow rule changed. The simulator's batched loops and the Lava
+process models both call it (through :func:`step` and :mod:`.neuron_loops`); the number of states
+is the kind's data (``states``), not the callers'.
+
+A kind is registered with one line, ``register(NeuronKind(...))``, here or from any module
+imported before the network is run (the test families in ``tests/families`` do so).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
 from numba import njit
 
+from silif_deploy.hw_models import neuron_adaptive, neuron_resonate
 from silif_deploy.hw_models.neuron_adaptive import AdaptiveParams, adaptive_neuron
 from silif_deploy.hw_models.neuron_cuba import CubaParams, cuba_neuron
 from silif_deploy.hw_models.neuron_resonate import ResonateParams, resonate_neuron
@@ -20,59 +28,84 @@ from silif_deploy.hw_models.neuron_resonate import ResonateParams, resonate_neur
 
 @dataclass(frozen=True)
 class NeuronKind:
-    """A fixed-point neuron kind: ``states`` name the kernel's x1 and x2; ``buffers`` counts the
-    real states per neuron in the paper's sense (LIF keeps x2 = 0 and counts 1)."""
+    """A fixed-point neuron kind.
+
+    ``states`` name the kernel's k state rows (any k ≥ 1); ``buffers`` counts the real states per
+    neuron in the paper's sense (LIF keeps w = 0 and counts 1). ``diagnostics`` are the
+    quantizer's counts of degenerate neurons this kind reports, (key, the warning it implies).
+    What the artifact check needs besides the fields every hidden kind has (``threshold``,
+    ``frac_bits``, ``input_shift``, ``half``, ``bias``): ``coefficients``, fields that are k/2^F
+    coefficients (|k| ≤ 2^F); ``state_valued``, fields within ± the state maximum;
+    ``overflow_rules``, (field, the profile's rule it must be: "membrane", "adaptation" or "current");
+    ``fixed``, (field, the value the kind fixes, why).
+    """
 
     name: str
     params_type: type
     kernel: Callable
-    states: tuple[str, str]
+    states: tuple[str, ...]
     buffers: int
+    diagnostics: tuple[tuple[str, str], ...] = ()
+    coefficients: tuple[str, ...] = ()
+    state_valued: tuple[str, ...] = ()
+    overflow_rules: tuple[tuple[str, str], ...] = ()
+    fixed: tuple[tuple[str, int, str], ...] = ()
 
 
-KINDS: dict[str, NeuronKind] = {
-    "silif": NeuronKind("silif", AdaptiveParams, adaptive_neuron, ("u", "w"), 2),
-    "adlif": NeuronKind("adlif", AdaptiveParams, adaptive_neuron, ("u", "w"), 2),
-    "cadlif": NeuronKind("cadlif", AdaptiveParams, adaptive_neuron, ("u", "w"), 2),
-    "lif": NeuronKind("lif", AdaptiveParams, adaptive_neuron, ("u", "w"), 1),
-    "csilif": NeuronKind("csilif", ResonateParams, resonate_neuron, ("p", "q"), 2),
-    "rf": NeuronKind("rf", ResonateParams, resonate_neuron, ("p", "q"), 2),
-    "cuba": NeuronKind("cuba", CubaParams, cuba_neuron, ("u", "v"), 2),
-}
+KINDS: dict[str, NeuronKind] = {}
+
+
+def register(kind: NeuronKind) -> NeuronKind:
+    """Make ``kind`` known to the simulator, the artifact, Lava and the reports, by its name."""
+    if len(kind.states) < 1:
+        raise ValueError(f"neuron kind '{kind.name}' declares no state")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def _adaptive(name: str, buffers: int) -> NeuronKind:
+    return NeuronKind(name, AdaptiveParams, adaptive_neuron, ("u", "w"), buffers, neuron_adaptive.DIAGNOSTICS,
+                      ("alpha", "gain", "beta", "a"), ("b_spike",), (("u_mode", "membrane"), ("w_mode", "adaptation")))
+
+
+def _resonate(name: str, reset_first: int) -> NeuronKind:
+    return NeuronKind(name, ResonateParams, resonate_neuron, ("p", "q"), 2, neuron_resonate.DIAGNOSTICS,
+                      ("lam_re", "lam_im", "gain"), (), (("mode", "membrane"),),
+                      (("reset_first", reset_first, f"{name}'s reset order"),))
+
+
+for _kind in (_adaptive("silif", 2), _adaptive("adlif", 2), _adaptive("cadlif", 2), _adaptive("lif", 1),
+              _resonate("csilif", 1), _resonate("rf", 0), NeuronKind("cuba", CubaParams, cuba_neuron, ("u", "v"), 2)):
+    register(_kind)
 
 HIDDEN_KINDS = tuple(name for name in KINDS if name != "cuba")
-"""The hidden-layer model types (the readout is always ``cuba``)."""
+"""The built-in hidden-layer model types (the readout is always ``cuba``)."""
 
 
 class NeuronState(NamedTuple):
-    """Explicit state of a layer: the kind's two states and the previous spike (int64 arrays)."""
+    """Explicit state of a layer: the kind's k states as the rows of a (k, N) array, and the
+    previous spike (N,) (int64 arrays)."""
 
-    x1: np.ndarray
-    x2: np.ndarray
+    states: np.ndarray
     s: np.ndarray
 
     @classmethod
-    def zeros(cls, shape: tuple[int, ...]) -> "NeuronState":
-        return cls(np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64))
+    def zeros(cls, k: int, n: int) -> "NeuronState":
+        return cls(np.zeros((k, n), np.int64), np.zeros(n, np.int64))
 
 
-def _make_step(kernel: Callable) -> Callable:
+@functools.cache
+def _step_arrays(kernel: Callable) -> Callable:
     @njit(cache=False)  # a closure: numba cannot cache it on disk (see neuron_loops)
-    def step_arrays(a, x1, x2, s, params):
-        n_neurons = a.shape[0]
-        s_out = np.empty(n_neurons, np.int64)
-        x1_out = np.empty(n_neurons, np.int64)
-        x2_out = np.empty(n_neurons, np.int64)
+    def step_arrays(a, x, s, params):
+        s_out = np.empty(a.shape[0], np.int64)
         events = 0
-        for n in range(n_neurons):
-            s_out[n], x1_out[n], x2_out[n], ov = kernel(a[n], x1[n], x2[n], s[n], params, n)
+        for n in range(a.shape[0]):
+            s_out[n], ov = kernel(a[n], x, s[n], params, n)
             events += ov
-        return s_out, x1_out, x2_out, events
+        return s_out, events
 
     return step_arrays
-
-
-_STEPS = {kernel: _make_step(kernel) for kernel in {k.kernel for k in KINDS.values()}}
 
 
 def step(kind: str, a: np.ndarray, state: NeuronState, params: NamedTuple) -> tuple[np.ndarray, NeuronState]:
@@ -80,7 +113,6 @@ def step(kind: str, a: np.ndarray, state: NeuronState, params: NamedTuple) -> tu
 
     ``a`` is the Dense output for this step; the update rule is the kind's kernel docstring.
     """
-    s, x1, x2, _ = _STEPS[KINDS[kind].kernel](
-        np.ascontiguousarray(a, np.int64), state.x1, state.x2, state.s, params
-    )
-    return s, NeuronState(x1, x2, s)
+    x = np.array(state.states, np.int64, order="C", copy=True)  # the kernel writes the new states here
+    s, _ = _step_arrays(KINDS[kind].kernel)(np.ascontiguousarray(a, np.int64), x, np.ascontiguousarray(state.s, np.int64), params)
+    return s, NeuronState(x, s)

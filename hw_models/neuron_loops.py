@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import pickle
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,14 +68,14 @@ class Events(NamedTuple):
 
 class Recording(NamedTuple):
     """What a layer call keeps, for steps ``offset`` … ``offset + length − 1`` (zero while the layer
-    idles): spikes (batch, length, N) uint8 (a bool array's uint8 view) and the two state
-    trajectories (batch, length, N) int64. A (1, 0, 1) array keeps nothing. ``overflow_events``
-    (batch,) receives each sample's count of values an overflow rule changed, over all steps."""
+    idles): spikes (batch, length, N) uint8 (a bool array's uint8 view) and one trajectory
+    (batch, length, N) int64 per state of the kind (``states[j]``: the kind's state j). A (1, 0, 1)
+    array keeps nothing. ``overflow_events`` (batch,) receives each sample's count of values an
+    overflow rule changed, over all steps."""
 
     offset: int
     spikes: np.ndarray
-    x1: np.ndarray
-    x2: np.ndarray
+    states: tuple[np.ndarray, ...]
     overflow_events: np.ndarray
 
 
@@ -121,6 +122,40 @@ def input_events(x: np.ndarray, input_frac_bits: int, message_bits: int, out: Ev
 
 
 @njit(inline="always")
+def _accumulate(acc, index, value, count):
+    """acc[index[k]] += value[k] (1 for spikes: ``value`` None) for the listed events."""
+    for k in range(count):
+        acc[index[k]] += 1 if value is None else value[k]
+
+
+@njit(cache=True, nogil=True)
+def _add_events(a_index, a_count, a_value, b_index, b_count, b_value, out_index, out_count, out_value):
+    n_batch, n_steps = out_count.shape
+    acc = np.zeros(out_index.shape[2], np.int64)
+    for b in range(n_batch):
+        for t in range(n_steps):
+            if t < a_count.shape[1]:
+                _accumulate(acc, a_index[b, t], None if a_value is None else a_value[b, t], a_count[b, t])
+            if t < b_count.shape[1]:
+                _accumulate(acc, b_index[b, t], None if b_value is None else b_value[b, t], b_count[b, t])
+            k = 0
+            for n in range(acc.shape[0]):
+                if acc[n] != 0:
+                    out_index[b, t, k] = n
+                    out_value[b, t, k] = acc[n]
+                    k += 1
+                    acc[n] = 0
+            out_count[b, t] = k
+
+
+def add_events(a: Events, b: Events, out: Events) -> Events:
+    """The element-wise sum of two event lists (a spike counts 1) as graded events in ``out``
+    (``out.value``'s type holds the largest sum); steps beyond a list's length are silent."""
+    _add_events(a.index, a.count, a.value, b.index, b.count, b.value, out.index, out.count, out.value)
+    return out
+
+
+@njit(inline="always")
 def _add_rows(acc, w_t, index, count):
     """acc += Σ_k w_t[index[k]]. Four rows per pass: a quarter of the loads and stores of acc."""
     k = 0
@@ -151,28 +186,56 @@ def _add_scaled_rows(acc, w_t, index, value, count):
             acc[n] += v * w[n]
 
 
-def neuron_update(a_in, x1, x2, s, params, n):
+def neuron_update(a_in, x, s, params, n):
     """The kernel of the kind whose parameter record ``params`` is (compiled code only): numba
     picks it from the record's type when it compiles the caller."""
     raise TypeError("neuron_update is only callable from numba-compiled code")
 
 
 @overload(neuron_update, inline="always")
-def _neuron_update(a_in, x1, x2, s, params, n):
+def _neuron_update(a_in, x, s, params, n):
     kernel = {k.params_type: k.kernel for k in KINDS.values()}[params.instance_class]
-    return lambda a_in, x1, x2, s, params, n: kernel(a_in, x1, x2, s, params, n)
+    return lambda a_in, x, s, params, n: kernel(a_in, x, s, params, n)
+
+
+class _AllKernelSources:
+    """The source files of every registered kind's kernel and of the integer primitives, read when
+    asked: a kind registered after import (a test family) is included."""
+
+    def __get__(self, obj, owner) -> list[str]:
+        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
 
 
 class _KernelSourceCache(FunctionCache):
     """numba's on-disk cache, also keyed by the sources of the kernels compiled into the cached
     function: numba itself only checks the file the function is in, and a kernel edited elsewhere
-    would otherwise run stale from the cache."""
+    would otherwise run stale from the cache. Signatures with a kind defined outside this package
+    (a test family) are compiled but not cached: the index entry would not load in a process that
+    has not imported that kind."""
 
-    _sources = sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
-    _digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in _sources)).hexdigest()
+    _sources = _AllKernelSources()
+
+    def _foreign(self, sig) -> bool:
+        classes = {getattr(t, "instance_class", None) for t in getattr(sig, "args", sig)}
+        return any(not c.__module__.startswith("silif_deploy.") for c in classes if c is not None)
 
     def _index_key(self, sig, codegen):
-        return (*super()._index_key(sig, codegen), self._digest)
+        digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in self._sources)).hexdigest()
+        return (*super()._index_key(sig, codegen), digest)
+
+    def load_overload(self, sig, target_context):
+        if self._foreign(sig):
+            return None
+        try:
+            return super().load_overload(sig, target_context)
+        except (ImportError, AttributeError, EOFError, pickle.UnpicklingError):
+            # an index this process cannot read (written with a kind it lacks): start it afresh
+            Path(self._cache_file._index_path).unlink(missing_ok=True)
+            return None
+
+    def save_overload(self, sig, data):
+        if not self._foreign(sig):
+            super().save_overload(sig, data)
 
 
 def _cached(dispatcher):
@@ -183,14 +246,14 @@ def _cached(dispatcher):
 @_cached
 @njit(nogil=True)  # the GIL is released: threads run chunks of samples side by side
 def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start, params,
-               out_index, out_count, b0, offset, spikes, rec_x1, rec_x2, overflow_events):
+               out_index, out_count, b0, offset, spikes, rec_states, overflow_events):
     n_batch, n_steps = out_count.shape
     n_pre_steps = pre_count.shape[1]
     n_out = w_t.shape[1]
+    k = len(rec_states)  # the kind's number of states (a compile-time constant: one loop per k)
     for b in range(n_batch):
         acc = np.zeros(n_out, acc_type.dtype)  # the Dense accumulation of the previous step
-        x1 = np.zeros(n_out, np.int64)
-        x2 = np.zeros(n_out, np.int64)
+        x = np.zeros((k, n_out), np.int64)
         s = np.zeros(n_out, np.int64)
         events = 0
         for t in range(n_steps):
@@ -198,7 +261,7 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start
             if t >= start:  # the layer idles (zero state, no spikes) until its first input can arrive
                 for n in range(n_out):  # no branch and no early exit: this loop vectorizes
                     a_in = shift_left(np.int64(acc[n]), weight_exp)
-                    s[n], x1[n], x2[n], ov = neuron_update(a_in, x1[n], x2[n], s[n], params, n)
+                    s[n], ov = neuron_update(a_in, x, s[n], params, n)
                     events += ov
                 for n in range(n_out):  # the spikes as the next layer's event list, branch-free
                     out_index[b, t, n_spikes] = n
@@ -207,10 +270,9 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start
                 if 0 <= r < spikes.shape[1]:
                     for n in range(n_out):
                         spikes[b0 + b, r, n] = s[n]
-                if 0 <= r < rec_x1.shape[1]:
-                    rec_x1[b0 + b, r, :] = x1
-                if 0 <= r < rec_x2.shape[1]:
-                    rec_x2[b0 + b, r, :] = x2
+                for j in range(k):
+                    if 0 <= r < rec_states[j].shape[1]:
+                        rec_states[j][b0 + b, r, :] = x[j]
             out_count[b, t] = n_spikes
             acc[:] = 0
             if t < n_pre_steps:
@@ -253,6 +315,6 @@ def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, rec
     _run_layer(
         pre.index, pre.count, pre.value if layer.synapse.graded else None, prepared.w_t,
         layer.synapse.weight_exp, prepared.acc_type, start, layer.params, out.index, out.count, b0,
-        recording.offset, recording.spikes, recording.x1, recording.x2, recording.overflow_events,
+        recording.offset, recording.spikes, tuple(recording.states), recording.overflow_events,
     )
     return out

@@ -46,10 +46,20 @@ class ResonateParams(NamedTuple):
     reset_first: int
 
 
+DIAGNOSTICS = (
+    ("lambda_zero", "λ rounded to 0 (memoryless)"),
+    ("lambda_unit_or_more", "|λ| rounded to ≥ 1 (no decay)"),
+    ("gain_zeroed", "input gain rounded to 0 (deaf)"),
+)
+"""The quantizer's counts of neurons whose dynamics rounding changed in kind, with the warning each implies."""
+
+
 @njit(inline="always", cache=True)
-def resonate_neuron(a_in, p_re, q_im, s, p, n):
-    """One step of neuron ``n``: ``(a_t, p, q, s) -> (s_t, p_t, q_t, overflow events)``."""
+def resonate_neuron(a_in, x, s, p, n):
+    """One step of neuron ``n``: column n of the states ``x`` = (p, q) to (p_t, q_t), returns
+    ``(s_t, overflow events)``."""
     f = p.frac_bits
+    p_re, q_im = x[0, n], x[1, n]
     drive = tz_mul(p.gain[n], (a_in << p.input_shift) + p.bias[n], f)
     # Both reset orders in one branch-free form (reset_first is 0 or 1): a branch here kept loops
     # over neurons from vectorizing and made them 5 times slower. s and reset_first are 0 or 1, so
@@ -60,4 +70,5 @@ def resonate_neuron(a_in, p_re, q_im, s, p, n):
     q_new = tz_mul(p.lam_im[n], r, f) + tz_mul(p.lam_re[n], q_im, f)
     p_new, op = overflow(p_new, p.mode, p.half)
     q_new, oq = overflow(q_new, p.mode, p.half)
-    return (1 if p_new > p.threshold else 0), p_new, q_new, op + oq
+    x[0, n], x[1, n] = p_new, q_new
+    return (1 if p_new > p.threshold else 0), op + oq

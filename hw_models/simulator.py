@@ -11,6 +11,11 @@ can carry data; the readout likewise until step L + 2 (Lava's ``LIFReset`` with 
 Without this, a neuron's bias would drive it for l + 1 steps before its first input, a transient
 the float model does not have.
 
+**Stages.** The network is a graph of stages (:mod:`.network`); the simulator walks them in
+order, running each neuron stage fused with the Dense that feeds it (one layer, as above, with its
+delay in place of l + 1) and each Add on the event lists of its two sources. A chain is the case
+above.
+
 **Speed and memory.** Chunks of ``CHUNK`` samples run through all layers (layers pass spike lists,
 see :mod:`.neuron_loops`) and write their outputs straight into the aligned arrays, so the working
 set is a few MB whatever the batch; :func:`simulate_batches` streams any number of samples in
@@ -23,16 +28,21 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models.network import INPUT, Add, FixedLayer, FixedPointNetwork, Neurons, graph_problem
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.neuron_loops import (
-    NO_STATES, NOTHING, Events, PreparedLayer, Recording, input_events, payload_type, run_layer,
+    NO_STATES, NOTHING, Events, PreparedLayer, Recording, add_events, input_events, payload_type, run_layer,
 )
 from silif_deploy.hw_models.run_result import RunResult
+
+READOUT_KIND, READOUT_STATE = "cuba", "v"
+"""The readout's kind and the state the scores are computed from (dequantized: v / scale)."""
 
 CHUNK = 8
 """Samples a thread runs through all layers at a time: the spike lists it reuses (CHUNK × steps ×
@@ -48,27 +58,66 @@ def softmax_sum(u: np.ndarray) -> np.ndarray:
 
 
 def start_index(layer_index: int) -> int:
-    """0-based step index at which layer ``layer_index`` (the readout is index L) starts updating."""
+    """0-based step index at which layer ``layer_index`` of a chain (the readout is index L) starts
+    updating: its delay (one step per Dense on the way)."""
     return layer_index + 1
+
+
+class _Plan(NamedTuple):
+    """How a network's stages run: its layers (each neuron stage with its Dense) prepared, and per
+    stage in order, what to do: ``("layer", l, source, start)`` runs layer l on the events of
+    ``source`` from step ``start`` (its delay), ``("add", a, b, value type)`` adds two event lists.
+    ``sizes``: each stage's number of values; ``starts``: each layer's delay."""
+
+    layers: list[PreparedLayer]
+    steps: list[tuple[str, tuple]]
+    sizes: dict[str, int]
+    starts: list[int]
+
+
+def _plan(network: FixedPointNetwork) -> _Plan:
+    problem = graph_problem(network.stages, network.n_inputs)
+    if problem is not None:
+        raise SilifDeployError(f"the network's stages cannot run: {problem}")
+    delays = network.delays()
+    payload = {INPUT: (1 << network.profile.input_message_bits) - 1}  # the largest |value| each stage sends
+    sizes = {INPUT: network.n_inputs}
+    layers, steps, starts = [], [], []
+    for stage in network.stages:
+        if isinstance(stage, Neurons):
+            dense = network.stage(stage.source)
+            layer = FixedLayer(stage.kind, dense.synapse, stage.params, stage.scale)
+            steps.append((stage.name, ("layer", len(layers), dense.source, delays[stage.name])))
+            layers.append(PreparedLayer.of(layer, payload[dense.source]))
+            starts.append(delays[stage.name])
+            payload[stage.name], sizes[stage.name] = 1, layer.size
+        elif isinstance(stage, Add):
+            a, b = stage.sources
+            payload[stage.name], sizes[stage.name] = payload[a] + payload[b], sizes[a]
+            steps.append((stage.name, ("add", a, b, payload_type(payload[stage.name].bit_length()))))
+    return _Plan(layers, steps, sizes, starts)
 
 
 def simulate_raw(network: FixedPointNetwork, x: np.ndarray, record_states: bool = False):
     """Run T + delay steps on (batch, T, channels) input; return unaligned per-layer outputs.
 
-    Returns a list (hidden layers, then readout) of dicts with ``spikes`` (B, T', N) uint8,
-    ``x1``/``x2`` integer state trajectories (when recorded) and ``overflow_events`` (B,).
+    Returns a list (one per neuron stage: hidden layers, then readout) of dicts with ``spikes``
+    (B, T', N) uint8, ``states`` (the kind's k integer state trajectories, each (B, T', N), when
+    recorded; the readout's always) and ``overflow_events`` (B,).
     """
     n_batch, n_steps, _ = x.shape
     total = n_steps + network.delay
+    plan = _plan(network)
     recordings, record = [], []
     for layer in network.layers:
         shape = (n_batch, total, layer.size)
-        record.append(record_states or layer is network.readout)
-        states = (np.zeros(shape, np.int64), np.zeros(shape, np.int64)) if record[-1] else (NO_STATES, NO_STATES)
-        recordings.append(Recording(0, np.zeros(shape, np.uint8), *states, np.zeros(n_batch, np.int64)))
-    _run(network, _prepared(network), x, recordings, [np.empty((n_batch, total), np.int32) for _ in recordings], 0)
+        record.append(record_states or layer.kind == READOUT_KIND)
+        k = len(KINDS[layer.kind].states)
+        states = tuple(np.zeros(shape, np.int64) if record[-1] else NO_STATES for _ in range(k))
+        recordings.append(Recording(0, np.zeros(shape, np.uint8), states, np.zeros(n_batch, np.int64)))
+    _run(network, plan, x, recordings, [np.empty((n_batch, total), np.int32) for _ in recordings], 0)
     return [
-        {"spikes": r.spikes, "x1": r.x1 if rec else None, "x2": r.x2 if rec else None, "overflow_events": r.overflow_events}
+        {"spikes": r.spikes, "states": r.states if rec else None, "overflow_events": r.overflow_events}
         for r, rec in zip(recordings, record)
     ]
 
@@ -85,7 +134,7 @@ def simulate_batches(
     readout and diagnostics are the same. ``diagnostics["spike_counts"]`` (batch, hidden layers)
     counts each layer's spikes over the aligned steps either way.
     """
-    prepared = _prepared(network)
+    prepared = _plan(network)
     for x in _cut(batches, batch_size):
         outputs = _AlignedOutputs(network, x.shape[0], x.shape[1], record_states, keep_spikes)
         outputs.fill(prepared, x, 0)
@@ -99,7 +148,7 @@ def simulate(network: FixedPointNetwork, x: np.ndarray, record_states: bool = Fa
     The same as joining :func:`simulate_batches`, without the copies: batches fill one set of arrays.
     ``keep_spikes`` as in :func:`simulate_batches`.
     """
-    prepared = _prepared(network)
+    prepared = _plan(network)
     outputs = _AlignedOutputs(network, x.shape[0], x.shape[1], record_states, keep_spikes)
     for at in range(0, x.shape[0], batch_size):
         outputs.fill(prepared, x[at : at + batch_size], at)
@@ -112,17 +161,12 @@ def _cut(batches: Iterable[np.ndarray] | np.ndarray, batch_size: int) -> Iterabl
     return batches
 
 
-def _prepared(network: FixedPointNetwork) -> list[PreparedLayer]:
-    payload = (1 << network.profile.input_message_bits) - 1  # the input source's largest payload
-    return [PreparedLayer.of(layer, payload if l == 0 else 1) for l, layer in enumerate(network.layers)]
-
-
-def _run(network: FixedPointNetwork, prepared: list[PreparedLayer], x: np.ndarray, recordings: list[Recording],
+def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: list[Recording],
          counts: list[np.ndarray], at: int, finish: Callable[[slice], None] | None = None) -> None:
-    """Run every layer for T + delay steps on ``x``; sample b is row ``at + b`` of ``recordings`` and
+    """Run every stage for T + delay steps on ``x``; sample b is row ``at + b`` of ``recordings`` and
     of ``counts`` (each layer's spike count per (sample, step)); then ``finish(rows)`` per chunk.
 
-    Chunks of ``CHUNK`` samples go through all layers in one thread; ``numba.get_num_threads()``
+    Chunks of ``CHUNK`` samples go through all stages in one thread; ``numba.get_num_threads()``
     threads take chunks in turn (the loops and numpy release the GIL). Samples share no state, so
     the split cannot change a result.
     """
@@ -137,17 +181,24 @@ def _run(network: FixedPointNetwork, prepared: list[PreparedLayer], x: np.ndarra
         chunk = max(1, min(CHUNK, n_batch))
         message_bits = network.profile.input_message_bits
         inputs = Events.empty(chunk, n_steps, n_in, payload_type(message_bits))
-        spikes = [Events.empty(chunk, total, layer.size) for layer in network.layers]  # reused chunk after chunk
+        # each stage's output events, reused chunk after chunk
+        buffers = {name: Events.empty(chunk, total, plan.sizes[name], None if what[0] == "layer" else what[3])
+                   for name, what in plan.steps}
         while True:
             try:
                 b0 = chunks.get_nowait()
             except queue.Empty:
                 return
             n = min(chunk, n_batch - b0)
-            events = input_events(x[b0 : b0 + n], network.input_frac_bits, message_bits, inputs.head(n))
-            for l, (layer, recording) in enumerate(zip(prepared, recordings)):
-                events = run_layer(layer, events, start_index(l), spikes[l].head(n), recording, at + b0)
-                counts[l][at + b0 : at + b0 + n] = events.count
+            events = {INPUT: input_events(x[b0 : b0 + n], network.input_frac_bits, message_bits, inputs.head(n))}
+            for name, what in plan.steps:
+                out = buffers[name].head(n)
+                if what[0] == "layer":
+                    _, l, source, start = what
+                    events[name] = run_layer(plan.layers[l], events[source], start, out, recordings[l], at + b0)
+                    counts[l][at + b0 : at + b0 + n] = out.count
+                else:
+                    events[name] = add_events(events[what[1]], events[what[2]], out)
             if finish is not None:
                 finish(slice(at + b0, at + b0 + n))
 
@@ -165,26 +216,32 @@ class _AlignedOutputs:
 
     def __init__(self, network: FixedPointNetwork, n_batch: int, n_steps: int, record_states: bool, keep_spikes: bool):
         self.network, self.n_steps, self.record_states, self.keep_spikes = network, n_steps, record_states, keep_spikes
+        self.starts = _plan(network).starts
         self.recordings = []
-        for l, layer in enumerate(network.layers):
+        layers = network.layers
+        for l, layer in enumerate(layers):
             shape = (n_batch, n_steps, layer.size)
-            hidden = layer is not network.readout
+            hidden = l < len(layers) - 1
             # bool rasters, written by the loops as 0/1 bytes through a uint8 view
             spikes = np.zeros(shape, bool).view(np.uint8) if hidden and keep_spikes else NOTHING
-            x1 = np.zeros(shape, np.int64) if hidden and record_states else NO_STATES
-            x2 = np.zeros(shape, np.int64) if record_states or not hidden else NO_STATES  # the readout's v
-            self.recordings.append(Recording(start_index(l), spikes, x1, x2, np.zeros(n_batch, np.int64)))
-        self.counts = [np.empty((n_batch, n_steps + network.delay), np.int32) for _ in network.layers]
+            names = KINDS[layer.kind].states
+            # every state of a hidden layer when asked for; the readout's v always
+            states = tuple(np.zeros(shape, np.int64) if (hidden and record_states) or (not hidden and name == READOUT_STATE)
+                           else NO_STATES for name in names)
+            self.recordings.append(Recording(self.starts[l], spikes, states, np.zeros(n_batch, np.int64)))
+        self.readout_v = self.recordings[-1].states[KINDS[READOUT_KIND].states.index(READOUT_STATE)]
+        self.counts = [np.empty((n_batch, n_steps + network.delay), np.int32) for _ in layers]
         self.readout_u = np.empty((n_batch, n_steps, network.n_classes))
         self.scores = np.empty((n_batch, network.n_classes))
+        self.readout_scale = float(network.readout.scale)
 
-    def fill(self, prepared: list[PreparedLayer], x: np.ndarray, at: int) -> None:
-        _run(self.network, prepared, x, self.recordings, self.counts, at, self._finish)
+    def fill(self, plan: _Plan, x: np.ndarray, at: int) -> None:
+        _run(self.network, plan, x, self.recordings, self.counts, at, self._finish)
 
     def _finish(self, rows: slice) -> None:
         """Dequantize and score a chunk in its thread, while its rows are in cache (each sample's
         float operations are the same whatever the rows around it)."""
-        self.readout_u[rows] = self.recordings[-1].x2[rows] / float(self.network.readout.scale)
+        self.readout_u[rows] = self.readout_v[rows] / self.readout_scale
         self.scores[rows] = softmax_sum(self.readout_u[rows])
 
     def result(self) -> RunResult:
@@ -193,10 +250,10 @@ class _AlignedOutputs:
         if self.record_states:
             states = {}
             for l, (layer, r) in enumerate(zip(network.hidden, recordings)):
-                name1, name2 = KINDS[layer.kind].states
-                states[f"{name1}_{l}"], states[f"{name2}_{l}"] = r.x1, r.x2
-            states["v_readout"] = recordings[-1].x2
-        window = [c[:, start_index(l) : start_index(l) + n_steps] for l, c in enumerate(self.counts[:-1])]
+                for name, trajectory in zip(KINDS[layer.kind].states, r.states):
+                    states[f"{name}_{l}"] = trajectory
+            states["v_readout"] = self.readout_v
+        window = [c[:, start : start + n_steps] for start, c in zip(self.starts, self.counts[:-1])]
         return RunResult(
             scores=self.scores,
             spikes=[r.spikes.view(bool) for r in recordings[:-1]] if self.keep_spikes else [],

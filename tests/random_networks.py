@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from silif_deploy.converters.float_params import FloatLayer, FloatNetwork
 from silif_deploy.hw_models.dense import DenseSynapse
-from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
+from silif_deploy.hw_models.network import INPUT, Add, Dense, FixedLayer, FixedPointNetwork, Neurons, SoftmaxSum
 from silif_deploy.hw_models.neuron_adaptive import AdaptiveParams
 from silif_deploy.hw_models.neuron_cuba import CubaParams
 from silif_deploy.hw_models.neuron_kinds import HIDDEN_KINDS
@@ -91,8 +91,13 @@ def readout_params(draw, n: int, half: int) -> CubaParams:
 
 
 @st.composite
-def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int = 25, max_batch: int = 3):
-    """(network, x): a random FixedPointNetwork and an input batch for it (counts or real values)."""
+def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int = 25, max_batch: int = 3,
+                   kinds: tuple[str, ...] = HIDDEN_KINDS, layer_params=None):
+    """(network, x): a random FixedPointNetwork and an input batch for it (counts or real values).
+
+    Hidden kinds are drawn from ``kinds``; ``layer_params(kind, n, frac_bits, half, extreme)`` is
+    the strategy of their parameters (default :func:`hidden_params`: the built-in kinds)."""
+    layer_params = layer_params or hidden_params
     frac_bits = draw(st.sampled_from([12, 24]))
     state_bits = draw(st.sampled_from([24, 24, 32]))
     half = 1 << (state_bits - 1)
@@ -105,9 +110,9 @@ def fixed_networks(draw, max_depth: int = 3, max_width: int = 12, max_steps: int
     payload_max = (1 << prof.input_message_bits) - 1
     layers = []
     for l in range(depth):
-        kind = draw(st.sampled_from(HIDDEN_KINDS))
+        kind = draw(st.sampled_from(kinds))
         syn = _synapse(draw, sizes[l + 1], sizes[l], graded=draw(st.booleans()), max_payload=payload_max)
-        params = draw(hidden_params(kind, sizes[l + 1], frac_bits, half, extreme))
+        params = draw(layer_params(kind, sizes[l + 1], frac_bits, half, extreme))
         layers.append(FixedLayer(kind, syn, params, params.threshold))
     ro_syn = _synapse(draw, sizes[-1], sizes[-2], graded=False, max_payload=1)
     readout = FixedLayer("cuba", ro_syn, draw(readout_params(sizes[-1], half)), 1 << draw(st.integers(0, 22)))
@@ -153,3 +158,43 @@ def float_network(rng: np.random.Generator, kind: str, sizes: list[int], n_class
     readout = FloatLayer("cuba", rng.normal(0.0, 1.0 / np.sqrt(sizes[-1]), (n_classes, sizes[-1])),
                          rng.normal(0.0, 0.1, n_classes), 1.0 - alpha, {"alpha": alpha})
     return FloatNetwork(kind, sizes[0], hidden, readout)
+
+
+@st.composite
+def residual_networks(draw, max_width: int = 10, max_steps: int = 20, max_batch: int = 2):
+    """(network, x): a residual-style graph of stages. Two branches of neurons read the input
+    (each through its own Dense), their spikes are added (values 0, 1, 2), a graded Dense reads
+    the sum; the readout reads either that layer or, through a second Add, the sum of that layer
+    and a parallel one (so Adds of Adds and graded Dense on sums are both drawn)."""
+    frac_bits, state_bits = draw(st.sampled_from([12, 24])), draw(st.sampled_from([24, 32]))
+    half = 1 << (state_bits - 1)
+    prof = profile(state_bits, frac_bits)
+    n_in, n, m, n_classes = (draw(st.integers(1, max_width)) for _ in range(4))
+    payload_max = (1 << prof.input_message_bits) - 1
+    stages: list = []
+
+    def neurons(name: str, source: str, size: int, fan_in: int, graded: bool, max_payload: int) -> None:
+        kind = draw(st.sampled_from(HIDDEN_KINDS))
+        params = draw(hidden_params(kind, size, frac_bits, half))
+        stages.extend([Dense(f"{name}.dense", source, _synapse(draw, size, fan_in, graded, max_payload)),
+                       Neurons(name, f"{name}.dense", kind, params, params.threshold)])
+
+    neurons("A", INPUT, n, n_in, draw(st.booleans()), payload_max)
+    neurons("B", INPUT, n, n_in, draw(st.booleans()), payload_max)
+    stages.append(Add("A+B", ("A", "B")))
+    neurons("C", "A+B", m, n, True, 2)
+    last = "C"
+    if draw(st.booleans()):
+        neurons("D", "A+B", m, n, draw(st.booleans()), 2)
+        stages.append(Add("C+D", ("C", "D")))
+        last = "C+D"
+    ro_graded = draw(st.booleans())
+    ro_syn = _synapse(draw, n_classes, m, graded=ro_graded, max_payload=2 if last == "C+D" else 1)
+    stages += [Dense("readout.dense", last, ro_syn),
+               Neurons("readout", "readout.dense", "cuba", draw(readout_params(n_classes, half)), 1 << draw(st.integers(0, 22))),
+               SoftmaxSum("scores", "readout")]
+    network = FixedPointNetwork("residual", n_in, stages, 0, prof)
+    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_steps)), n_in)
+    values = st.one_of(st.just(0), st.just(0), st.integers(0, 255), st.integers(256, 400))
+    x = np.array(draw(st.lists(values, min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))), np.float32)
+    return network, x.reshape(shape)

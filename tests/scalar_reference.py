@@ -3,8 +3,10 @@
 Sources: ``loihi_lava.md`` §2 (Dense delivers one step later), §3.1 (Dense), §3.2 (LIF), and the
 docstrings of ``hw_models/{neuron_adaptive,neuron_resonate,neuron_cuba,dense,simulator}.py``.
 Python ints only, one neuron and one step at a time, a Lava-style process loop (every Dense keeps
-the accumulation of the previous step and sends it first). It shares no code with the simulator:
-it reads a ``FixedPointNetwork`` only as plain lists and ints.
+the accumulation of the previous step and sends it first), walking the network's stages in their
+order (an Add sums its two sources' values of the same step). It shares no code with the
+simulator: it reads a ``FixedPointNetwork``'s stages only as plain lists and ints, and takes from
+the kind registry only how many states each kind declares.
 
 Every arithmetic step is checked to stay inside the domain the spec is written for: Dense
 outputs travel on Lava's int32 channel, and every product fits a 64-bit register (what Loihi's
@@ -16,6 +18,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+
+from silif_deploy.hw_models.neuron_kinds import KINDS  # only the number of states each kind declares
 
 DECAY_ONE = 4096  # Lava LIF: 12-bit decays, unity = 2^12
 INT32_MAX = 2**31 - 1
@@ -113,19 +117,21 @@ class Dense:
 # ---------------------------------------------------------------------------------- neurons
 
 
-def adaptive_step(a: int, u: int, w: int, s: int, p: dict, n: int, kind: str, ev: Events):
+def adaptive_step(a: int, x: list[int], s: int, p: dict, n: int, kind: str, ev: Events):
     """``AdaptiveParams``: w first (from u_{t−1}, s_{t−1}), then u from the new w."""
+    u, w = x
     f, theta = p["frac_bits"], p["threshold"]
     w_new = tz(p["beta"][n] * w, f) + tz(p["a"][n] * u, f) + p["b_spike"][n] * s
     w_new = ev.apply(w_new, p["w_mode"], p["half"], kind, "w")
     drive = (a << p["input_shift"]) + p["bias"][n] - w_new
     u_new = tz(p["alpha"][n] * (u - theta * s), f) + tz(p["gain"][n] * drive, f)
     u_new = ev.apply(u_new, p["u_mode"], p["half"], kind, "u")
-    return int(u_new > theta), u_new, w_new
+    return int(u_new > theta), [u_new, w_new]
 
 
-def resonate_step(a: int, re: int, im: int, s: int, p: dict, n: int, kind: str, ev: Events):
+def resonate_step(a: int, x: list[int], s: int, p: dict, n: int, kind: str, ev: Events):
     """``ResonateParams``: C-SiLIF resets p before the rotation, RF after it."""
+    re, im = x
     f, theta = p["frac_bits"], p["threshold"]
     lr, li = p["lam_re"][n], p["lam_im"][n]
     drive = tz(p["gain"][n] * ((a << p["input_shift"]) + p["bias"][n]), f)
@@ -138,24 +144,28 @@ def resonate_step(a: int, re: int, im: int, s: int, p: dict, n: int, kind: str, 
         im_new = tz(li * re, f) + tz(lr * im, f)
     re_new = ev.apply(re_new, p["mode"], p["half"], kind, "p")
     im_new = ev.apply(im_new, p["mode"], p["half"], kind, "q")
-    return int(re_new > theta), re_new, im_new
+    return int(re_new > theta), [re_new, im_new]
 
 
-def cuba_step(a: int, u: int, v: int, s: int, p: dict, n: int, kind: str, ev: Events):
+def cuba_step(a: int, x: list[int], s: int, p: dict, n: int, kind: str, ev: Events):
     """Lava ``PyLifModelBitAcc`` (§3.2): u wraps, v saturates, strict compare, v reset to 0."""
+    u, v = x
     bias = arithmetic_shift(p["bias_mant"][n], p["bias_exp"][n])
     u_new = tz(u * (DECAY_ONE - (p["du"][n] + 1)), 12) + (a << p["input_shift"])
     u_new = ev.apply(u_new, 0, p["half"], kind, "u")
     v_new = tz(v * (DECAY_ONE - p["dv"][n]), 12) + u_new + bias
     v_new = ev.apply(v_new, 1, p["half"], kind, "v")
     spike = int(v_new > (p["vth"] << p["threshold_exponent"]))
-    return spike, u_new, (0 if spike else v_new)
+    return spike, [u_new, 0 if spike else v_new]
 
 
 STEPS = {
     "silif": adaptive_step, "adlif": adaptive_step, "cadlif": adaptive_step, "lif": adaptive_step,
     "csilif": resonate_step, "rf": resonate_step, "cuba": cuba_step,
 }
+"""Per kind: ``step(a, states, s, params, n, kind, events) -> (s_t, states_t)`` with the kind's
+states as a list. A test family adds its own rule here (``STEPS[name] = rule``), written from its
+docstring in the test."""
 
 
 # ---------------------------------------------------------------------------------- network
@@ -163,24 +173,24 @@ STEPS = {
 
 @dataclass
 class LayerTrace:
-    """One layer of one sample over the whole unaligned run (T + L + 1 steps)."""
+    """One neuron stage of one sample over the whole unaligned run (T + delay steps)."""
 
     spikes: list[list[int]]  # [step][neuron]
-    x1: list[list[int]]
-    x2: list[list[int]]
+    states: list[list[list[int]]]  # [state][step][neuron]
     events: Events
 
 
 @dataclass
 class ReferenceRun:
-    """Per sample: unaligned traces per layer (hidden, then readout), and the aligned outputs."""
+    """Per sample: unaligned traces per neuron stage (hidden, then readout), and the aligned outputs."""
 
     traces: list[list[LayerTrace]]  # [sample][layer]
     spikes: list[list[list[list[int]]]]  # [layer][sample][t][neuron], aligned
     readout_v: list[list[list[int]]]  # [sample][t][class], aligned
     readout_u: list[list[list[float]]]
     scores: list[list[float]]
-    final_states: list[list[tuple[list[int], list[int], list[int]]]]  # [sample][layer] (x1, x2, s)
+    final_states: list[list[tuple[list[list[int]], list[int]]]]  # [sample][layer] (states, s)
+    delays: list[int]  # per neuron stage: steps from the input (one per Dense on the way)
 
     def events(self) -> Counter:
         total: Counter = Counter()
@@ -196,58 +206,88 @@ def input_payload(x: float, frac_bits: int, message_bits: int) -> int:
     return max(-limit, min(limit, round(float(x) * 2.0**frac_bits)))
 
 
-def _params(layer) -> dict:
-    return {k: (v.tolist() if hasattr(v, "tolist") else int(v)) for k, v in layer.params._asdict().items()}
+def _params(stage) -> dict:
+    return {k: (v.tolist() if hasattr(v, "tolist") else int(v)) for k, v in stage.params._asdict().items()}
+
+
+def _graph(network) -> list[tuple]:
+    """The stages as plain data, in run order: ("dense", name, source, Dense), ("neurons", name,
+    source, kind, params, n), ("add", name, a, b). The readout is the last neuron stage."""
+    out = []
+    for stage in network.stages:
+        kind = type(stage).__name__
+        if kind == "Dense":
+            syn = stage.synapse
+            dense = Dense(lava_weights(syn.weights.tolist(), syn.num_weight_bits), int(syn.weight_exp), bool(syn.graded))
+            out.append(("dense", stage.name, stage.source, dense))
+        elif kind == "Neurons":
+            p = _params(stage)
+            n = len(next(v for v in p.values() if isinstance(v, list)))
+            out.append(("neurons", stage.name, stage.source, stage.kind, p, n))
+        elif kind == "Add":
+            out.append(("add", stage.name, *stage.sources))
+        else:
+            assert kind == "SoftmaxSum" and stage is network.stages[-1], kind
+    return out
 
 
 def run(network, x) -> ReferenceRun:
     """Run (batch, T, channels) input ``x`` through ``network`` one neuron and one step at a time."""
-    layers = [*network.hidden, network.readout]
-    specs = [
-        (layer.kind, _params(layer),
-         lava_weights(layer.synapse.weights.tolist(), layer.synapse.num_weight_bits),
-         int(layer.synapse.weight_exp), bool(layer.synapse.graded))
-        for layer in layers
-    ]
-    depth = len(network.hidden)
+    graph = _graph(network)
+    delay = {"input": 0}
+    for stage in graph:
+        delay[stage[1]] = delay[stage[2]] + (stage[0] == "dense")
+    neurons = [stage for stage in graph if stage[0] == "neurons"]
+    delays = [delay[stage[1]] for stage in neurons]
     samples = x.tolist() if hasattr(x, "tolist") else x
-    traces = [_run_sample(specs, frames, depth, network) for frames in samples]
+    traces = [_run_sample(network, frames, delays[-1]) for frames in samples]
     n_steps = len(samples[0]) if samples else 0
 
-    spikes = [[tr[l].spikes[l + 1 : l + 1 + n_steps] for tr in traces] for l in range(depth)]
-    readout_v = [tr[depth].x2[depth + 1 : depth + 1 + n_steps] for tr in traces]
+    spikes = [[tr[l].spikes[d : d + n_steps] for tr in traces] for l, d in enumerate(delays[:-1])]
+    depth = delays[-1]
+    readout_v = [tr[-1].states[1][depth : depth + n_steps] for tr in traces]  # cuba: (u, v)
     scale = network.readout.scale
     readout_u = [[[v / scale for v in row] for row in sample] for sample in readout_v]
     scores = [_softmax_sum(sample) for sample in readout_u]
-    finals = [[(t.x1[-1], t.x2[-1], t.spikes[-1]) for t in tr] for tr in traces]
-    return ReferenceRun(traces, spikes, readout_v, readout_u, scores, finals)
+    finals = [[([x_j[-1] for x_j in t.states], t.spikes[-1]) for t in tr] for tr in traces]
+    return ReferenceRun(traces, spikes, readout_v, readout_u, scores, finals, delays)
 
 
-def _run_sample(specs, frames, depth: int, network) -> list[LayerTrace]:
+def _run_sample(network, frames, depth: int) -> list[LayerTrace]:
+    graph = _graph(network)  # fresh Dense buffers per sample
     n_steps = len(frames)
-    total = n_steps + depth + 1
+    total = n_steps + depth
     f_in, msg_bits = network.input_frac_bits, network.profile.input_message_bits
     n_in = network.n_inputs
-    dense = [Dense(w, e, g) for (_, _, w, e, g) in specs]
-    sizes = [len(w) for (_, _, w, _, _) in specs]
-    state = [([0] * n, [0] * n, [0] * n) for n in sizes]
-    traces = [LayerTrace([], [], [], Events()) for _ in specs]
+    delay = {"input": 0}
+    for stage in graph:
+        delay[stage[1]] = delay[stage[2]] + (stage[0] == "dense")
+    state, traces = {}, {}
+    for _, name, _, kind, _, n in (stage for stage in graph if stage[0] == "neurons"):
+        k = len(KINDS[kind].states)  # the kind's declared number of states, all zero before the first update
+        state[name] = ([[0] * n for _ in range(k)], [0] * n)
+        traces[name] = LayerTrace([], [[] for _ in range(k)], Events())
     for t in range(total):
-        s_in = [input_payload(v, f_in, msg_bits) for v in frames[t]] if t < n_steps else [0] * n_in
-        for l, (kind, p, _, _, _) in enumerate(specs):
-            a = dense[l].step(s_in)
-            x1, x2, s = state[l]
-            if t >= l + 1:  # layer l idles (zero state, no spikes) before 0-based step l + 1
-                updated = [STEPS[kind](a[n], x1[n], x2[n], s[n], p, n, kind, traces[l].events) for n in range(sizes[l])]
-                s = [u[0] for u in updated]
-                x1 = [u[1] for u in updated]
-                x2 = [u[2] for u in updated]
-                state[l] = (x1, x2, s)
-            traces[l].spikes.append(s)
-            traces[l].x1.append(x1)
-            traces[l].x2.append(x2)
-            s_in = s
-    return traces
+        values = {"input": [input_payload(v, f_in, msg_bits) for v in frames[t]] if t < n_steps else [0] * n_in}
+        for stage in graph:
+            if stage[0] == "dense":
+                values[stage[1]] = stage[3].step(values[stage[2]])
+            elif stage[0] == "add":
+                values[stage[1]] = [a + b for a, b in zip(values[stage[2]], values[stage[3]])]
+            else:
+                _, name, source, kind, p, n = stage
+                a, trace = values[source], traces[name]
+                x, s = state[name]
+                if t >= delay[name]:  # a neuron stage idles (zero state, no spikes) before its delay
+                    updated = [STEPS[kind](a[i], [x_j[i] for x_j in x], s[i], p, i, kind, trace.events) for i in range(n)]
+                    s = [u[0] for u in updated]
+                    x = [[u[1][j] for u in updated] for j in range(len(x))]
+                    state[name] = (x, s)
+                trace.spikes.append(s)
+                for j, x_j in enumerate(x):
+                    trace.states[j].append(x_j)
+                values[name] = s
+    return [traces[stage[1]] for stage in graph if stage[0] == "neurons"]
 
 
 def _softmax_sum(rows: list[list[float]]) -> list[float]:

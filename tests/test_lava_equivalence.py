@@ -42,7 +42,7 @@ def assert_equal_runs(network: FixedPointNetwork, x: np.ndarray) -> None:
     np.testing.assert_array_equal(lava.scores, sim.scores)
     for l, layer in enumerate(network.hidden):
         for i, name in enumerate(KINDS[layer.kind].states):
-            want = raw[l]["x1" if i == 0 else "x2"][:, -1]
+            want = raw[l]["states"][i][:, -1]
             np.testing.assert_array_equal(lava.states[f"{name}_{l}_final"], want, err_msg=f"final {name}_{l}")
 
 
@@ -91,7 +91,7 @@ def _lava_compatible(network: FixedPointNetwork) -> FixedPointNetwork:
     while exp > -8 and int(np.abs(syn.weights).sum(axis=1).max(initial=0)) << max(exp, 0) >= 1 << 17:
         exp -= 1
     readout = dataclasses.replace(ro, params=params, synapse=dataclasses.replace(syn, weight_exp=exp))
-    return dataclasses.replace(network, readout=readout)
+    return network.replace(readout=readout)
 
 
 @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -73,10 +73,10 @@ def ours(syn: DenseSynapse, params: CubaParams, x: np.ndarray):
     (steps, n_in), n = x.shape, syn.fan_out
     pre = input_events(x[None].astype(np.float64), 0, 8, Events.empty(1, steps, n_in, payload_type(8)))
     trajectory = lambda dtype: np.zeros((1, steps, n), dtype)  # noqa: E731
-    rec = Recording(0, trajectory(np.uint8), trajectory(np.int64), trajectory(np.int64), np.zeros(1, np.int64))
+    rec = Recording(0, trajectory(np.uint8), (trajectory(np.int64), trajectory(np.int64)), np.zeros(1, np.int64))
     layer = PreparedLayer.of(FixedLayer("cuba", syn, params, 1), max_payload=255)
     run_layer(layer, pre, 0, Events.empty(1, steps, n), rec, 0)
-    return rec.spikes[0].astype(np.int64), rec.x1[0], rec.x2[0]
+    return rec.spikes[0].astype(np.int64), rec.states[0][0], rec.states[1][0]
 
 
 def intels(syn: DenseSynapse, params: CubaParams, x: np.ndarray):

@@ -5,6 +5,8 @@ lava-dl's own loader (``netx.hdf5.Network``) reading these files and running the
 ``test_netx_lava.py`` (Lava environment).
 """
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
@@ -67,7 +69,7 @@ def test_file_holds_the_network_exactly(network, tmp_path) -> None:
 
 
 def test_refuses_a_readout_netx_cannot_express(network, tmp_path) -> None:
-    network.readout.params = network.readout.params._replace(half=1 << 31)
+    network.readout = dataclasses.replace(network.readout, params=network.readout.params._replace(half=1 << 31))
     with pytest.raises(SilifDeployError, match="netx CUBA"):
         write_netx(network, tmp_path / "net.netx.h5")
     assert not (tmp_path / "net.netx.h5").exists()

@@ -38,12 +38,12 @@ def cuba(du, dv, bias_mant=0, bias_exp=0, vth=(1 << 17) - 1):
 
 def run(kind: str, params, inputs: list[int], x1: int = 0, x2: int = 0, s: int = 0) -> list[tuple[int, int, int]]:
     """(s_t, x1_t, x2_t) after each input, from the given start state."""
-    state = NeuronState(arr(x1), arr(x2), arr(s))
+    state = NeuronState(np.stack([arr(x1), arr(x2)]), arr(s))
     out = []
     for a in inputs:
         spikes, state = step(kind, arr(a), state, params)
         assert np.array_equal(spikes, state.s)
-        out.append((int(spikes[0]), int(state.x1[0]), int(state.x2[0])))
+        out.append((int(spikes[0]), int(state.states[0][0]), int(state.states[1][0])))
     return out
 
 

@@ -4,9 +4,13 @@ Chain, one Lava step per simulator step (see :mod:`silif_deploy.hw_models.simula
 
     RingBuffer (graded input payloads) → Dense → FixedPointNeurons → Dense → … → readout
 
+A graph of stages maps stage by stage: a residual Add is our :class:`~.processes.AddValues`
+(the element-wise sum of its two sources, in the same step), feeding the Dense that reads it.
+
 Synapses are Lava's own ``Dense`` (``PyDenseModelBitAcc``, sign mode MIXED, the artifact's
 ``weight_exp``/``num_weight_bits``; graded where the artifact's synapse is). Hidden layers are our
-:class:`~.processes.FixedPointNeurons`, starting at Lava step l + 2. The readout is Lava's own
+:class:`~.processes.FixedPointNeurons`, starting at Lava step d + 1 (d: the stage's delay; l + 2
+in a chain). The readout is Lava's own
 ``LIFReset`` (``PyLifResetModelBitAcc``): Lava keeps du and dv per process, so the readout
 neurons are grouped by their (du, dv) pair, one Dense + LIFReset + Monitor (of ``v``) per group;
 ``reset_offset`` = L + 2 zeroes the readout at the step its first input arrives (the simulator's
@@ -29,12 +33,11 @@ from lava.proc.lif.process import LIFReset  # noqa: E402
 from lava.proc.monitor.process import Monitor  # noqa: E402
 from lava.utils.weightutils import SignMode  # noqa: E402
 
-from silif_deploy.converters.lava_backend.processes import FixedPointNeurons, SpikeRecorder
+from silif_deploy.converters.lava_backend.processes import AddValues, FixedPointNeurons, SpikeRecorder
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
-from silif_deploy.hw_models.network import FixedPointNetwork
-from silif_deploy.hw_models.neuron_kinds import NeuronState, step
-from silif_deploy.hw_models.simulator import start_index
+from silif_deploy.hw_models.network import INPUT, Add, FixedPointNetwork, Neurons
+from silif_deploy.hw_models.neuron_kinds import KINDS, NeuronState, step
 
 LAVA_MAX_WEIGHT_BITS = 8
 LAVA_VTH_MAX = (1 << 17) - 1
@@ -116,23 +119,39 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
         data[:, : x_int.shape[1]] = x_int
         source = RingBuffer(data=data)
         processes.append(source)
-    upstream = source.s_out if source is not None else None
+    elif not network.is_chain:
+        raise ValueError("to_lava builds a graph of stages with its input (x_int) only")
+    # each stage's output port, by name (spikes of a neuron stage, sums of an Add)
+    ports = {INPUT: source.s_out} if source is not None else {}
+    delays = network.delays()
     first_dense = None
-    for l, layer in enumerate(network.hidden):
-        dense = _dense(layer.synapse, slice(None), message_bits)
-        _warm_up(layer.kind, layer.params, layer.size)
-        neurons = FixedPointNeurons(shape=(layer.size,), kind=layer.kind, params=layer.params,
-                                    start_step=start_index(l) + 1)
-        recorder = SpikeRecorder(shape=(layer.size,), n_steps=n_steps)
+    readout_stage = network.neuron_stages[-1]
+    for stage in network.stages:
+        if isinstance(stage, Add):
+            add = AddValues(shape=(_size(network, stage.name),))
+            ports[stage.sources[0]].connect(add.a_in)
+            ports[stage.sources[1]].connect(add.b_in)
+            ports[stage.name] = add.s_out
+            processes.append(add)
+        if not isinstance(stage, Neurons) or stage is readout_stage:
+            continue
+        syn = network.stage(stage.source).synapse
+        dense = _dense(syn, slice(None), message_bits)
+        _warm_up(stage.kind, stage.params, syn.fan_out)
+        neurons = FixedPointNeurons(shape=(syn.fan_out,), kind=stage.kind, params=stage.params,
+                                    start_step=delays[stage.name] + 1)
+        recorder = SpikeRecorder(shape=(syn.fan_out,), n_steps=n_steps)
+        upstream = ports.get(network.stage(stage.source).source)
         if upstream is not None:
             upstream.connect(dense.s_in)
         dense.a_out.connect(neurons.a_in)
         neurons.s_out.connect(recorder.a_in)
-        upstream = neurons.s_out
+        ports[stage.name] = neurons.s_out
         first_dense = first_dense or dense
         hidden.append(neurons)
         recorders.append(recorder)
         processes += [dense, neurons, recorder]
+    upstream = ports.get(network.stage(readout_stage.source).source)
     readout = []
     ro = network.readout
     p = ro.params
@@ -143,18 +162,27 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
         lif = LIFReset(
             shape=(len(classes),), du=int(du), dv=int(dv), bias_mant=p.bias_mant[classes].astype(np.int32),
             bias_exp=p.bias_exp[classes].astype(np.int32), vth=int(p.vth),
-            reset_interval=n_steps + 1, reset_offset=start_index(len(network.hidden)) + 1,
+            reset_interval=n_steps + 1, reset_offset=delays[readout_stage.name] + 1,
         )
         monitor = Monitor()
         monitor.probe(target=lif.v, num_steps=n_steps)
-        upstream.connect(dense.s_in)
+        if upstream is not None:
+            upstream.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         readout.append(ReadoutGroup(classes, dense, lif, monitor))
         processes += [dense, lif, monitor]
     return LavaNetwork(source if source is not None else first_dense, hidden, recorders, readout, processes, n_steps)
 
 
+def _size(network: FixedPointNetwork, name: str) -> int:
+    """How many values stage ``name`` sends (an Add: as many as its first source)."""
+    stage = network.stage(name)
+    if isinstance(stage, Add):
+        return _size(network, stage.sources[0])
+    return network.stage(stage.source).synapse.fan_out if isinstance(stage, Neurons) else network.n_inputs
+
+
 def _warm_up(kind: str, params, size: int) -> None:
     """Compile the kind's step here: Lava forks its process models from this process, so each
     inherits the compiled function instead of loading it again."""
-    step(kind, np.zeros(size, np.int64), NeuronState.zeros((size,)), params)
+    step(kind, np.zeros(size, np.int64), NeuronState.zeros(len(KINDS[kind].states), size), params)

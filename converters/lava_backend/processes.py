@@ -31,11 +31,11 @@ from silif_deploy.hw_models.neuron_kinds import KINDS, NeuronState, step
 class FixedPointNeurons(AbstractProcess):
     """A layer of ``shape`` fixed-point neurons of one kind (silif, adlif, cadlif, lif, csilif, rf).
 
-    Per Lava step t (1-based): ``(s_t, x1_t, x2_t) = kernel(a_t, x1_{t−1}, x2_{t−1}, s_{t−1})``, the
-    kind's integer update (:func:`silif_deploy.hw_models.neuron_kinds.step`), once t ≥
-    ``start_step``; before that the layer idles (zero state, no spikes), as the simulator's layers do.
-    Ports: ``a_in`` (the Dense output), ``s_out`` (spikes 0/1). Vars ``x1``, ``x2`` are the kind's
-    two states (e.g. u, w), ``s`` the last spikes.
+    Per Lava step t (1-based): ``(s_t, x_t) = kernel(a_t, x_{t−1}, s_{t−1})``, the kind's integer
+    update (:func:`silif_deploy.hw_models.neuron_kinds.step`), once t ≥ ``start_step``; before that
+    the layer idles (zero state, no spikes), as the simulator's layers do. Ports: ``a_in`` (the
+    Dense output), ``s_out`` (spikes 0/1). Var ``x`` (k, N) holds the kind's k states, row j being
+    state ``KINDS[kind].states[j]`` (e.g. u, w); ``s`` the last spikes.
     """
 
     def __init__(self, *, shape: tuple[int, ...], kind: str, params: NamedTuple, start_step: int,
@@ -45,8 +45,7 @@ class FixedPointNeurons(AbstractProcess):
         super().__init__(shape=shape, kind=kind, params=params, start_step=start_step, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
-        self.x1 = Var(shape=shape, init=0)
-        self.x2 = Var(shape=shape, init=0)
+        self.x = Var(shape=(len(KINDS[kind].states), *shape), init=0)
         self.s = Var(shape=shape, init=0)
 
 
@@ -59,8 +58,7 @@ class PyFixedPointNeuronsModel(PyLoihiProcessModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     # int64: the wide profile's 32-bit states and their intermediate sums exceed int32
-    x1: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
-    x2: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    x: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     s: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
 
     def __init__(self, proc_params) -> None:
@@ -72,11 +70,33 @@ class PyFixedPointNeuronsModel(PyLoihiProcessModel):
     def run_spk(self) -> None:
         a = self.a_in.recv()
         if self.time_step >= self.start_step:
-            s, state = step(self.kind, a, NeuronState(self.x1, self.x2, self.s), self.params)
-            self.x1[:] = state.x1
-            self.x2[:] = state.x2
+            s, state = step(self.kind, a, NeuronState(self.x, self.s), self.params)
+            self.x[:] = state.states
             self.s[:] = s
         self.s_out.send(self.s.astype(np.int32))
+
+
+class AddValues(AbstractProcess):
+    """The network's Add stage: ``s_out`` = ``a_in`` + ``b_in`` element-wise, sent in the step the
+    two sources send (no delay; a spike counts 1)."""
+
+    def __init__(self, *, shape: tuple[int, ...], name: str | None = None) -> None:
+        super().__init__(shape=shape, name=name)
+        self.a_in = InPort(shape=shape)
+        self.b_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+
+
+@implements(proc=AddValues, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyAddValuesModel(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def run_spk(self) -> None:
+        self.s_out.send(self.a_in.recv() + self.b_in.recv())
 
 
 PACKED_BITS = 48

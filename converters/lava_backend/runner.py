@@ -22,13 +22,14 @@ from tqdm import tqdm
 
 from silif_deploy.converters.lava_backend.network import LavaNetwork, to_lava
 from silif_deploy.converters.lava_backend.processes import (
-    FixedPointNeurons, PyFixedPointNeuronsModel, PySpikeRecorderModel, SpikeRecorder, unpack_spikes,
+    AddValues, FixedPointNeurons, PyAddValuesModel, PyFixedPointNeuronsModel, PySpikeRecorderModel, SpikeRecorder,
+    unpack_spikes,
 )
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.run_result import RunResult
-from silif_deploy.hw_models.simulator import softmax_sum, start_index
+from silif_deploy.hw_models.simulator import softmax_sum
 
 
 @dataclass
@@ -74,7 +75,7 @@ def run_sample(network: FixedPointNetwork, x_int: np.ndarray, timeout_s: float =
     t1 = time.perf_counter()
     runner = lava.processes[0]
     # naming our model skips Lava's discovery, which would execute every file in this folder per build
-    ours = {FixedPointNeurons: PyFixedPointNeuronsModel, SpikeRecorder: PySpikeRecorderModel}
+    ours = {FixedPointNeurons: PyFixedPointNeuronsModel, SpikeRecorder: PySpikeRecorderModel, AddValues: PyAddValuesModel}
     cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=ours)
     try:
         with watchdog(timeout_s, "the Lava run"):
@@ -128,9 +129,9 @@ def _read(network: FixedPointNetwork, lava: LavaNetwork, final_states: bool) -> 
     states = {}
     if final_states:
         for l, (layer, neurons) in enumerate(zip(network.hidden, lava.hidden)):
-            name1, name2 = KINDS[layer.kind].states
-            states[f"{name1}_{l}"] = neurons.x1.get().astype(np.int64)
-            states[f"{name2}_{l}"] = neurons.x2.get().astype(np.int64)
+            x = np.asarray(neurons.x.get()).astype(np.int64).reshape(-1, layer.size)
+            for name, row in zip(KINDS[layer.kind].states, x):
+                states[f"{name}_{l}"] = row
     return SampleRun(spikes, v, states)
 
 
@@ -144,8 +145,9 @@ def run_lava(network: FixedPointNetwork, x: np.ndarray, timeout_s: float = 600,
     runs = [run_sample(network, payloads[b].T, timeout_s, final_states=record_states)
             for b in tqdm(range(len(x)), desc="lava", unit="sample", disable=len(x) < 2)]
     spikes = []
-    for l in range(len(network.hidden)):
-        window = slice(start_index(l), start_index(l) + n_steps)
+    delays = network.delays()
+    for l, stage in enumerate(network.neuron_stages[:-1]):
+        window = slice(delays[stage.name], delays[stage.name] + n_steps)  # start_index(l) in a chain
         spikes.append(np.stack([r.spikes[l][window] for r in runs]).astype(bool))
     v = np.stack([r.readout_v[network.delay : network.delay + n_steps] for r in runs])
     readout_u = v / float(network.readout.scale)

@@ -1,6 +1,3 @@
-"""Test neuron families (issue 12): each is its two family modules and nothing else.
-
-``<name>_float.py`` is the float side (torch layer, step, extraction, NIR body, quantization,
-registration) and ``<name>_hw.py`` the hardware side (integer record, kernel, registration); adding
-one touches only those two modules, one registry line each, and tests.
-"""
+"""Test families: neuron families kept in the tests, each one module per side (``<name>_hw.py``:
+integer record, numba kernel, registration; ``<name>_float.py``: the float side), to show that
+a family needs nothing else (``docs/architecture.md``). Importing a module registers its kind."""
