@@ -34,6 +34,7 @@ import numpy as np
 from silif_deploy.converters.files import provenance, sha256_file
 from silif_deploy.deploy import sharding
 from silif_deploy.deploy.batching import batches
+from silif_deploy.deploy.report_builder import Tallies
 from silif_deploy.deploy.sharding import Ref, Task
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models import metrics
@@ -176,17 +177,13 @@ def fixed_task(network: Any, reference: FloatShard, data_path: str, binning, sta
 
     if isinstance(network, Unbuildable):
         return None
-    data, description = sharding.read_shard(data_path, start, stop, binning), metrics.describe_fixed(network)
-    tally = fidelity = None
+    data, tallies = sharding.read_shard(data_path, start, stop, binning), Tallies(metrics.describe_fixed(network))
     with sharding.single_threaded_float():
         at = 0
         for x, labels in batches(data.x, None, labels=data.labels):
-            out = simulate(network, x)
-            t = metrics.tally_run(description, x, out, labels)
-            f = metrics.tally_fidelity(out, reference.result(slice(at, at + len(x))))
-            tally, fidelity = (t, f) if tally is None else (tally + t, fidelity + f)
+            tallies.add(x, simulate(network, x), reference.result(slice(at, at + len(x))), labels)
             at += len(x)
-    return FixedShard(tally, fidelity, reference.correct)
+    return FixedShard(tallies.tally, tallies.fidelity, reference.correct)
 
 
 def row_task(base_row: dict[str, Any], network: Any, shards: list[FixedShard | None], energy_profile: str,
