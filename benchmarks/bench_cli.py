@@ -109,27 +109,23 @@ def engine_seconds(command: str, network, model, samples: int) -> tuple[float, f
     generation not timed)."""
     import torch
 
-    from silif_deploy.deploy.accuracy_check import BATCH as VERIFY_BATCH
-    from silif_deploy.deploy.reporting import EVAL_BATCH
+    from silif_deploy.deploy.batching import BATCH_SIZE
     from silif_deploy.hw_models.simulator import simulate
 
     total = cpu = 0.0
     for x in chunks(samples):
         cpu_started = time.process_time()  # all of this process's threads
-        if command == "simulate":  # default record: no rasters kept
-            started = time.perf_counter()
-            simulate(network, x, batch_size=len(x), keep_spikes=False)
-        elif command == "report":  # rasters (for the tallies) and the float reference, batch by batch
-            started = time.perf_counter()
-            for i in range(0, len(x), EVAL_BATCH):
-                xb = x[i : i + EVAL_BATCH]
+        started = time.perf_counter()
+        for i in range(0, len(x), BATCH_SIZE):  # every command walks its data BATCH_SIZE samples at a time
+            xb = x[i : i + BATCH_SIZE]
+            if command == "simulate":  # default record: no rasters kept
+                simulate(network, xb, batch_size=len(xb), keep_spikes=False)
+            elif command == "report":  # rasters (for the tallies) and the float reference
                 simulate(network, xb, batch_size=len(xb))
                 model.run(xb)
-        else:
-            assert len(x) <= VERIFY_BATCH
-            started = time.perf_counter()
-            model.run(x)
-            simulate(network, x, batch_size=len(x), keep_spikes=False)
+            else:
+                model.run(xb)
+                simulate(network, xb, batch_size=len(xb), keep_spikes=False)
         total += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
     del torch

@@ -10,12 +10,10 @@ from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.input_checks import check_labels
 from silif_deploy.deploy import sharding
 from silif_deploy.deploy.engines import load_float_model, source_kind
-from silif_deploy.deploy.progress import progress
+from silif_deploy.deploy.batching import batches
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.simulator import simulate
-
-BATCH = 256
 
 
 def model_binning(model) -> tuple[int, float] | None:
@@ -49,7 +47,7 @@ def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> I
 def fixed_and_float_predictions(
     model_path: str | os.PathLike, data_path: str | os.PathLike, binning: str | None = None,
     profile: str | None = None, model_type: str | None = None, scheduler: str | None = None,
-    shard_size: int = BATCH,
+    shard_size: int = sharding.DEFAULT_SHARD_SIZE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (labels, float predictions, fixed-point predictions) over the whole data file, in one
     pass (each batch runs on both; the hidden spike rasters are not kept); with a ``scheduler``
@@ -62,11 +60,9 @@ def fixed_and_float_predictions(
     data = load_labelled(data_path, model, binning)
     network = fixed_network(model_path, model, profile)
     float_pred, fixed_pred = [], []
-    with progress(len(data), "float + fixed point") as bar:
-        for xb in data.chunks(BATCH):
-            float_pred.append(model.run(xb).prediction)
-            fixed_pred.append(simulate(network, xb, batch_size=len(xb), keep_spikes=False).prediction)
-            bar.update(len(xb))
+    for xb, _ in batches(data, "float + fixed point"):
+        float_pred.append(model.run(xb).prediction)
+        fixed_pred.append(simulate(network, xb, batch_size=len(xb), keep_spikes=False).prediction)
     return data.labels, np.concatenate(float_pred), np.concatenate(fixed_pred)
 
 

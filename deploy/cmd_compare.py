@@ -10,7 +10,6 @@ quantized in memory with the hardware profile, its state scales calibrated on th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from silif_deploy.converters.datasets import open_input
-    from silif_deploy.converters.files import atomic_output, provenance, staged_outputs
+    from silif_deploy.converters.files import provenance, staged_outputs
+    from silif_deploy.deploy.reporting import write_json, write_text
     from silif_deploy.hw_models.energy_profile import load_energy_profile
     from silif_deploy.hw_models.profile import load_profile
 
@@ -74,10 +74,8 @@ def run(args: argparse.Namespace) -> int:
         }
         out = Path(args.outdir)
         with staged_outputs(out) as stage:  # both files appear together, or neither
-            with atomic_output(stage / "compare.json") as tmp:
-                tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-            with atomic_output(stage / "compare.md") as tmp:
-                tmp.write_text(render_markdown(rows, result) + "\n")
+            write_json(result, stage / "compare.json")
+            write_text(render_markdown(rows, result) + "\n", stage / "compare.md")
         print(f"wrote {out / 'compare.json'}, {out / 'compare.md'}")
     return 0
 
@@ -85,33 +83,16 @@ def run(args: argparse.Namespace) -> int:
 def compare_row(path: str, data, hardware, energy_profile: str, model_type: str | None) -> dict[str, Any]:
     """One model's row: float and fixed-point runs of ``data`` (an InputSource) in one pass, their
     metrics, energy and fidelity (a checkpoint's calibration is one float pass before)."""
-    from silif_deploy.deploy.energy_report import add_energy_sections
-    from silif_deploy.deploy.progress import progress
-    from silif_deploy.deploy.reporting import EVAL_BATCH
+    from silif_deploy.deploy.report_builder import build_report
     from silif_deploy.errors import SilifDeployError
-    from silif_deploy.hw_models import metrics
-    from silif_deploy.converters.float_description import describe_float
-    from silif_deploy.hw_models.simulator import simulate
 
     channels = data.shape[-1]
     model, network = _float_and_fixed(path, data, hardware, model_type)
     if channels != network.n_inputs:
         raise SilifDeployError(f"input has {channels} channels, '{path}' expects {network.n_inputs}")
-    float_desc = describe_float(model.config.to_dict(), {k: v.numpy() for k, v in model.state_dict().items()})
-    fixed_desc = metrics.describe_fixed(network)
-    tallies = None
-    with progress(len(data), f"{Path(path).name}: float + fixed point") as bar:
-        for xb, lb in data.batches(EVAL_BATCH):
-            ref, out = model.run(xb), simulate(network, xb)
-            batch = (metrics.tally_run(float_desc, xb, ref, lb), metrics.tally_run(fixed_desc, xb, out, lb),
-                     metrics.tally_fidelity(out, ref))
-            tallies = batch if tallies is None else tuple(a + b for a, b in zip(tallies, batch))
-            bar.update(len(xb))
-    tally_float, tally_fixed, fidelity = tallies
-    info = {"kind": "file", "is_counts": data.is_counts}
-    float_report = metrics.build_report(float_desc, tally_float, input_info=info, provenance={})
-    fixed_report = metrics.build_report(fixed_desc, tally_fixed, input_info=info, provenance={}, fidelity=fidelity)
-    fixed_report = add_energy_sections(fixed_report, network, energy_profile)
+    built = build_report(network, data, model_source=path, float_model=model, energy_profile=energy_profile,
+                         float_counts=True, desc=f"{Path(path).name}: float + fixed point")
+    float_report, fixed_report = built.float_report, built.report
     ft, xt, fid, energy = float_report["totals"], fixed_report["totals"], fixed_report["fidelity"], fixed_report["energy"]
     return {
         "model": Path(path).name,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
-from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
+from silif_deploy.deploy.engines import load_float_model, model_name
 from silif_deploy.errors import SilifDeployError
 
 HELP = ("export a checkpoint (or NIR file) for deployment: --target nir writes OUTDIR/<name>.nir "
@@ -152,12 +152,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="loihi2/netx: input file to calibrate state ranges on (and to report on); default: weights only, "
                         "reported on a synthetic SSC-like probe; nir lif-compat: the input its agreement with the "
                         "exact model is measured on")
-
-
-def model_name(source: Path) -> str:
-    """The checkpoint's stem: ``ssc_silif_2x512.pth`` → ``ssc_silif_2x512``."""
-    name = source.name
-    return name[: -len(ARTIFACT_SUFFIX)] if name.lower().endswith(ARTIFACT_SUFFIX) else source.stem
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterator
 
 from silif_deploy.deploy.arg_types import positive_int
+from silif_deploy.deploy.batching import BATCH_SIZE
 from silif_deploy.deploy.engines import ENGINES
 
 HELP = "run a checkpoint, NIR file or fixed-point artifact on an input and write OUT.h5 or OUT.npz"
@@ -34,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", default=None,
                    help="write the per-layer report (JSON) for this input (with OUT, or neither; needs the exact model, "
                         "not a lif-compat NIR file)")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="samples per batch (>= 1)")
+    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE,
+                   help=f"samples per batch (>= 1, default {BATCH_SIZE})")
     from silif_deploy.deploy.sharding import add_scheduler_argument
 
     add_scheduler_argument(p, shard_size=True)
@@ -98,7 +100,7 @@ def _open_here(args: argparse.Namespace, engine):
     source.start_hashing()
     report = None
     if args.report:
-        from silif_deploy.deploy.reporting import SimulationReport
+        from silif_deploy.deploy.report_builder import SimulationReport
 
         report = SimulationReport(args.model, engine, model_type=args.model_type)
     return source, report
@@ -106,15 +108,13 @@ def _open_here(args: argparse.Namespace, engine):
 
 def _run_here(source, engine, batch_size: int, report) -> Iterator[tuple]:
     """(result, labels) of each batch, run in this process (and tallied into ``report``)."""
-    from silif_deploy.deploy.progress import progress
+    from silif_deploy.deploy.batching import batches
 
-    with progress(len(source), f"simulate ({engine.name})") as bar:
-        for x, labels in source.batches(batch_size):
-            result = engine.run(x)
-            if report is not None:
-                report.add(x, result, labels)
-            yield result, labels
-            bar.update(len(x))
+    for x, labels in batches(source, f"simulate ({engine.name})", batch_size):
+        result = engine.run(x)
+        if report is not None:
+            report.add(x, result, labels)
+        yield result, labels
 
 
 def _print_summary(summary: dict) -> None:

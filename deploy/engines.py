@@ -41,6 +41,13 @@ def source_kind(path: str | os.PathLike) -> str:
     )
 
 
+def model_name(source: Path) -> str:
+    """A model file's name without its type suffix, for the files made from it:
+    ``ssc_silif_2x512.pth`` → ``ssc_silif_2x512``, ``ssc_silif_2x512.loihi2.h5`` → ``ssc_silif_2x512``."""
+    name = source.name
+    return name[: -len(ARTIFACT_SUFFIX)] if name.lower().endswith(ARTIFACT_SUFFIX) else source.stem
+
+
 def default_engine(path: str | os.PathLike) -> str:
     return "fixed" if source_kind(path) == "artifact" else "float"
 

@@ -30,13 +30,12 @@ from silif_deploy.converters.artifact import read_artifact, write_artifact
 from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
 from silif_deploy.converters.float_params import FloatNetwork, float_network
-from silif_deploy.deploy import energy_report, reporting
-from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model
-from silif_deploy.deploy.progress import progress
-from silif_deploy.hw_models import metrics
+from silif_deploy.deploy import reporting
+from silif_deploy.deploy.batching import BATCH_SIZE, batches
+from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model, model_name
+from silif_deploy.deploy.report_builder import build_report
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.profile import HardwareProfile, load_profile
-from silif_deploy.hw_models.simulator import simulate
 
 REPORT_FILES = ("report.json", "report.md", "report.png")
 
@@ -79,17 +78,15 @@ class ExportResult:
     seconds: float
 
 
-def calibration_ranges(model, source: InputSource, batch_size: int = reporting.EVAL_BATCH) -> tuple[list[float], float]:
+def calibration_ranges(model, source: InputSource, batch_size: int = BATCH_SIZE) -> tuple[list[float], float]:
     """:func:`~silif_deploy.converters.float_params.state_ranges` over ``source`` in one pass (max over batches)."""
     from silif_deploy.converters.float_params import state_ranges
 
     hidden, readout = None, 0.0
-    with progress(len(source), "calibrating (float)") as bar:
-        for xb in source.chunks(batch_size):
-            h, r = state_ranges(model, xb)
-            hidden = h if hidden is None else [max(a, b) for a, b in zip(hidden, h)]
-            readout = max(readout, r)
-            bar.update(len(xb))
+    for xb, _ in batches(source, "calibrating (float)", batch_size):
+        h, r = state_ranges(model, xb)
+        hidden = h if hidden is None else [max(a, b) for a, b in zip(hidden, h)]
+        readout = max(readout, r)
     return hidden, readout  # type: ignore[return-value]
 
 
@@ -127,7 +124,6 @@ def export_loihi2(
     """
     from silif_deploy.converters.nir_export import write_nir
     from silif_deploy.converters.nir_import import check_round_trip
-    from silif_deploy.deploy.cmd_export import model_name
 
     started = time.perf_counter()
     hw = load_profile(profile)
@@ -157,24 +153,12 @@ def export_loihi2(
 
         network = read_artifact(artifact_path)
         if data is not None:
-            source = data
-            input_info = {"kind": "file", "path": str(calibrate), "sha256": data.source_sha256, "is_counts": data.is_counts}
+            source, input_info = data, None  # a data file's record (path, hash, counts?)
         else:
             probe = probe or SyntheticProbe()
             source = InputSource.from_array(probe.generate(network.n_inputs))
             input_info = {"kind": "synthetic-probe", "probe": asdict(probe), "is_counts": True}
-        description = metrics.describe_fixed(network)
-        evaluation = reporting.evaluate(description, source, lambda xb: simulate(network, xb), model.run,
-                                        desc="fixed point + float")
-        report = metrics.build_report(
-            description, evaluation.tally, input_info=input_info,
-            provenance=provenance(artifact_sha256=sha256_file(artifact_path), input_sha256=input_info.get("sha256"),
-                                  hardware_profile=hw.name, artifact_provenance=reporting.artifact_provenance(network)),
-            profile=reporting.profile_section(network), fidelity=evaluation.fidelity,
-            quantization=network.quantization, model=reporting.model_section(network, model_path),
-        )
-        report = energy_report.add_energy_sections(report, network)  # energy + mapping (docs/energy.md)
-        reporting.write_json(report, json_path)
-        reporting.write_markdown(report, md_path)
-        reporting.write_plot(report, evaluation.trace, png_path)
-    return ExportResult(*(out / f for f in files), report, time.perf_counter() - started)
+        built = build_report(network, source, model_source=model_path, float_model=model, input_info=input_info,
+                             input_path=calibrate, artifact=artifact_path)
+        reporting.write_report(built, json_path, md_path, png_path)
+    return ExportResult(*(out / f for f in files), built.report, time.perf_counter() - started)

@@ -1,120 +1,51 @@
 """The per-layer report on disk and on screen: JSON, Markdown table, PNG summary, console table.
 
-The numbers come from :mod:`silif_deploy.hw_models.metrics` (schema in ``docs/report.md``); this
-module evaluates runs batch by batch, renders and writes them (atomically).
+The report is built by :mod:`.report_builder` (numbers from :mod:`silif_deploy.hw_models.metrics`,
+schema in ``docs/report.md``); this module renders and writes it (atomically), and every command's
+report files are written here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from silif_deploy.converters.datasets import InputSource
-from silif_deploy.converters.files import atomic_output, provenance, sha256_file
-from silif_deploy.converters.float_description import describe_float
+from silif_deploy.converters.files import atomic_output
 from silif_deploy.deploy import energy_report
-from silif_deploy.deploy.progress import progress
-from silif_deploy.hw_models import metrics
-from silif_deploy.hw_models.network import FixedPointNetwork
-from silif_deploy.hw_models.run_result import RunResult
 
 if TYPE_CHECKING:
-    from silif_deploy.deploy.engines import Engine
-
-EVAL_BATCH = 32
-
-
-@dataclass
-class SampleTrace:
-    """One sample's outputs for the plot: hidden spikes (T, N) per layer and readout traces (T, K)."""
-
-    spikes: list[np.ndarray]
-    readout: np.ndarray
-    readout_float: np.ndarray | None
-
-
-@dataclass
-class Evaluation:
-    """A fixed-point run (and optionally its float reference) tallied over a whole input."""
-
-    tally: metrics.RunTally
-    fidelity: metrics.FidelityTally | None
-    trace: SampleTrace
-
-
-def _first_sample(fixed: RunResult, reference: RunResult | None) -> SampleTrace:
-    return SampleTrace([s[0] for s in fixed.spikes], fixed.readout_u[0],
-                       None if reference is None else reference.readout_u[0])
-
-
-def evaluate(
-    description: metrics.NetworkDescription,
-    source: InputSource,
-    run: Callable[[np.ndarray], RunResult],
-    reference: Callable[[np.ndarray], RunResult] | None = None,
-    batch_size: int = EVAL_BATCH,
-    desc: str = "evaluating",
-) -> Evaluation:
-    """Run ``run`` (and ``reference``, the float model) over ``source`` in one pass and tally both."""
-    tally = fidelity = trace = None
-    with progress(len(source), desc) as bar:
-        for xb, lb in source.batches(batch_size):
-            out = run(xb)
-            ref = reference(xb) if reference is not None else None
-            t = metrics.tally_run(description, xb, out, lb)
-            tally = t if tally is None else tally + t
-            if ref is not None:
-                f = metrics.tally_fidelity(out, ref)
-                fidelity = f if fidelity is None else fidelity + f
-            if trace is None:
-                trace = _first_sample(out, ref)
-            bar.update(len(xb))
-    return Evaluation(tally, fidelity, trace)  # type: ignore[arg-type]
-
-
-def float_reference(network: FixedPointNetwork, artifact: str | os.PathLike) -> Callable[[np.ndarray], RunResult] | None:
-    """The ``run`` of the float model an artifact carries, for fidelity figures; None without PyTorch
-    or a float model."""
-    import importlib.util
-
-    if network.float_model is None or importlib.util.find_spec("torch") is None:
-        return None
-    from silif_deploy.converters.artifact import float_model_from_artifact
-
-    return float_model_from_artifact(artifact).run
-
-
-def profile_section(network: FixedPointNetwork) -> dict[str, Any]:
-    return {**network.profile.to_dict(), "text": network.profile.source_text}
-
-
-def artifact_provenance(network: FixedPointNetwork) -> dict[str, Any]:
-    """The artifact's provenance record without the profile text (the report's ``profile`` has it)."""
-    return {k: v for k, v in network.provenance.items() if k != "hardware_profile_text"}
-
-
-def model_section(network: FixedPointNetwork, source: str | os.PathLike) -> dict[str, Any]:
-    return {"source": Path(source).name, "n_inputs": network.n_inputs,
-            "hidden_sizes": [layer.size for layer in network.hidden], "n_classes": network.n_classes}
+    from silif_deploy.deploy.report_builder import BuiltReport, SampleTrace
 
 
 # --------------------------------------------------------------------------------------------
 # Writers.
 
 
+def write_report(built: BuiltReport, json_path: str | os.PathLike, md_path: str | os.PathLike,
+                 png_path: str | os.PathLike, energy_png: str | os.PathLike | None = None) -> None:
+    """The report's files: JSON, Markdown, the PNG summary and (``energy_png``) the energy plot."""
+    write_json(built.report, json_path)
+    write_markdown(built.report, md_path)
+    write_plot(built.report, built.trace, png_path)
+    if energy_png is not None:
+        energy_report.write_energy_plot(built.report, energy_png)
+
+
 def write_json(report: Mapping[str, Any], path: str | os.PathLike) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    """Strict JSON (no NaN), indented, atomically."""
+    write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", path)
 
 
 def write_markdown(report: Mapping[str, Any], path: str | os.PathLike) -> None:
+    write_text(render_markdown(report), path)
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_output(path) as tmp:
-        tmp.write_text(render_markdown(report))
+        tmp.write_text(text)
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -284,61 +215,3 @@ def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.Pat
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
-
-
-# --------------------------------------------------------------------------------------------
-# ``simulate --report``.
-
-
-class SimulationReport:
-    """The per-layer report of a ``simulate`` run, tallied batch by batch as the run passes.
-
-    A fixed-point (or Lava) run of an artifact is compared with the float model the artifact
-    carries, on the same batch, when PyTorch is available (``fidelity``); a float run reports the
-    float model's counts.
-    """
-
-    def __init__(self, model_path: str | os.PathLike, engine: Engine, model_type: str | None = None):
-        from silif_deploy.deploy.engines import source_kind
-
-        self.record: dict[str, Any] = {"model_sha256": sha256_file(model_path)}
-        self.kwargs: dict[str, Any] = {}
-        self.reference: Callable[[np.ndarray], RunResult] | None = None
-        if source_kind(model_path) == "artifact":
-            from silif_deploy.converters.artifact import read_artifact
-
-            network = engine.network or read_artifact(model_path)
-            self.model = model_section(network, model_path)
-            if engine.name == "float":
-                self.description = describe_float(network.float_model["config"], network.float_model["state_dict"])
-            else:
-                self.description = metrics.describe_fixed(network)
-                self.record["hardware_profile"] = network.profile.name
-                self.kwargs.update(profile=profile_section(network), quantization=network.quantization)
-                self.reference = float_reference(network, model_path)
-            self.record["artifact_provenance"] = artifact_provenance(network)
-        else:
-            float_model = engine.float_model
-            cfg = float_model.config.to_dict()  # type: ignore[union-attr]
-            self.description = describe_float(cfg, {k: v.numpy() for k, v in float_model.state_dict().items()})  # type: ignore[union-attr]
-            self.model = {"source": Path(model_path).name, "n_inputs": cfg["n_inputs"],
-                          "hidden_sizes": cfg["hidden_sizes"], "n_classes": cfg["n_classes"]}
-        self.tally: metrics.RunTally | None = None
-        self.fidelity: metrics.FidelityTally | None = None
-
-    def add(self, x: np.ndarray, result: RunResult, labels: np.ndarray | None) -> None:
-        """Tally one batch ``x`` and its ``result`` (and the float reference's run of ``x``)."""
-        t = metrics.tally_run(self.description, x, result, labels)
-        self.tally = t if self.tally is None else self.tally + t
-        if self.reference is not None:
-            f = metrics.tally_fidelity(result, self.reference(x))
-            self.fidelity = f if self.fidelity is None else self.fidelity + f
-
-    def write(self, path: str | os.PathLike, source: InputSource) -> dict[str, Any]:
-        """Write the report (JSON) of the batches added, all of ``source``."""
-        input_info = {"kind": "file", "sha256": source.source_sha256, "is_counts": source.is_counts}
-        report = metrics.build_report(self.description, self.tally, input_info=input_info,  # type: ignore[arg-type]
-                                      provenance=provenance(**self.record, input_sha256=source.source_sha256),
-                                      model=self.model, fidelity=self.fidelity, **self.kwargs)
-        write_json(report, path)
-        return report

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from silif_deploy.converters.datasets import InputData, load_input
+from silif_deploy.deploy.batching import BATCH_SIZE
 from silif_deploy.errors import SilifDeployError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -455,27 +456,28 @@ def cached_float_model(path: str, model_type: str | None = None):
 
 
 def simulate_shard(data: InputData, model_path: str, engine: str | None = None, model_type: str | None = None,
-                   record_states: bool = False, batch_size: int = 256, keep_spikes: bool = True):
+                   record_states: bool = False, batch_size: int = BATCH_SIZE, keep_spikes: bool = True):
     """``simulate``'s run of one shard: (:class:`~silif_deploy.hw_models.run_result.RunResult`, labels
     or None), its input checked as ``simulate`` checks it (counts only, payload) batch by batch."""
     from silif_deploy.converters.datasets import InputSource
+    from silif_deploy.deploy.batching import batches
     from silif_deploy.deploy.engines import open_engine
     from silif_deploy.hw_models.run_result import RunResult
 
     opened = open_engine(model_path, engine, model_type=model_type, record_states=record_states, keep_spikes=keep_spikes)
     source = InputSource.from_array(data.x)
     source.max_count = opened.max_count
-    return RunResult.concatenate([opened.run(x) for x, _ in source.batches(batch_size)]), data.labels
+    return RunResult.concatenate([opened.run(x) for x, _ in batches(source, None, batch_size)]), data.labels
 
 
 def evaluate_shard(data: InputData, artifact_path: str):
-    """``report``'s evaluation of one shard: a :class:`~silif_deploy.deploy.reporting.Evaluation`
+    """``report``'s evaluation of one shard: a :class:`~silif_deploy.deploy.report_builder.Evaluation`
     (fixed point against the artifact's float model, when it carries one and torch is here)."""
     import importlib.util
 
     from silif_deploy.converters.artifact import read_artifact
     from silif_deploy.converters.datasets import InputSource
-    from silif_deploy.deploy import reporting
+    from silif_deploy.deploy.report_builder import evaluate
     from silif_deploy.hw_models import metrics
     from silif_deploy.hw_models.simulator import simulate
 
@@ -483,20 +485,8 @@ def evaluate_shard(data: InputData, artifact_path: str):
     reference = None
     if network.float_model is not None and importlib.util.find_spec("torch") is not None:
         reference = cached_float_model(artifact_path).run
-    return reporting.evaluate(metrics.describe_fixed(network), InputSource.from_array(data.x, data.labels),
-                              lambda xb: simulate(network, xb), reference, desc="shard")
-
-
-def merge_evaluations(parts: list[Any]):
-    """One :class:`~silif_deploy.deploy.reporting.Evaluation` from shards in order (tallies add up;
-    the plotted trace is the first shard's)."""
-    from silif_deploy.deploy.reporting import Evaluation
-
-    tally, fidelity = parts[0].tally, parts[0].fidelity
-    for part in parts[1:]:
-        tally = tally + part.tally
-        fidelity = None if fidelity is None or part.fidelity is None else fidelity + part.fidelity
-    return Evaluation(tally, fidelity, parts[0].trace)
+    return evaluate(metrics.describe_fixed(network), InputSource.from_array(data.x, data.labels),
+                    lambda xb: simulate(network, xb), reference, desc="shard")
 
 
 def predictions_shard(data: InputData, model_path: str, profile: str | None = None,

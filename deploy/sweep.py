@@ -33,6 +33,8 @@ import numpy as np
 
 from silif_deploy.converters.files import provenance, sha256_file
 from silif_deploy.deploy import sharding
+from silif_deploy.deploy.batching import batches
+from silif_deploy.deploy.report_builder import Tallies
 from silif_deploy.deploy.sharding import Ref, Task
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models import metrics
@@ -41,9 +43,6 @@ from silif_deploy.hw_models.run_result import RunResult
 
 SCHEMA = "silif-deploy/sweep"
 SCHEMA_VERSION = 1
-CHUNK = 64
-"""Samples a task runs at a time: keeps a task's spike rasters to tens of MB (SSC 2×512) whatever
-the shard size, at the float model's full speed (batches of 64 and 256 run alike on one thread)."""
 BIT_KEYS = {"weight_bits": ("weights", "bits"), "coefficient_bits": ("coefficients", "bits"),
             "state_bits": ("state", "bits")}
 """The swept fields of :class:`HardwareProfile` and their (section, key) in a profile's TOML."""
@@ -162,15 +161,11 @@ def quantize_task(checkpoint: str, model_type: str | None, profile_text: str, or
         return Unbuildable(f"{type(err).__name__}: {err}" if not isinstance(err, SilifDeployError) else str(err))
 
 
-def _chunks(n: int) -> list[slice]:
-    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
-
-
 def float_task(checkpoint: str, model_type: str | None, data_path: str, binning, start: int, stop: int) -> FloatShard:
     model = sharding.cached_float_model(checkpoint, model_type)
     data = sharding.read_shard(data_path, start, stop, binning)
     with sharding.single_threaded_float():
-        parts = [model.run(data.x[rows]) for rows in _chunks(len(data.x))]
+        parts = [model.run(x) for x, _ in batches(data.x, None)]  # a task's rasters stay one batch's, whatever the shard
     spikes = [np.concatenate([np.packbits(p.spikes[l], axis=-1) for p in parts]) for l in range(len(parts[0].spikes))]
     scores = np.concatenate([p.scores for p in parts])
     return FloatShard(scores, np.concatenate([p.readout_u for p in parts]), spikes,
@@ -182,15 +177,13 @@ def fixed_task(network: Any, reference: FloatShard, data_path: str, binning, sta
 
     if isinstance(network, Unbuildable):
         return None
-    data, description = sharding.read_shard(data_path, start, stop, binning), metrics.describe_fixed(network)
-    tally = fidelity = None
+    data, tallies = sharding.read_shard(data_path, start, stop, binning), Tallies(metrics.describe_fixed(network))
     with sharding.single_threaded_float():
-        for rows in _chunks(len(data.x)):
-            out = simulate(network, data.x[rows])
-            t = metrics.tally_run(description, data.x[rows], out, data.labels[rows])
-            f = metrics.tally_fidelity(out, reference.result(rows))
-            tally, fidelity = (t, f) if tally is None else (tally + t, fidelity + f)
-    return FixedShard(tally, fidelity, reference.correct)
+        at = 0
+        for x, labels in batches(data.x, None, labels=data.labels):
+            tallies.add(x, simulate(network, x), reference.result(slice(at, at + len(x))), labels)
+            at += len(x)
+    return FixedShard(tallies.tally, tallies.fidelity, reference.correct)
 
 
 def row_task(base_row: dict[str, Any], network: Any, shards: list[FixedShard | None], energy_profile: str,

@@ -29,7 +29,7 @@ from silif_deploy.converters.datasets import InputSource
 from silif_deploy.converters.files import atomic_output, provenance, refuse_damaged, require_file, sha256_file
 from silif_deploy.converters.input_checks import check_input_chunk, check_input_size
 from silif_deploy.converters.npz_stream import StreamedNpz
-from silif_deploy.deploy.progress import progress
+from silif_deploy.deploy.batching import batches
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.neuron_kinds import KINDS
@@ -40,7 +40,8 @@ GOLDEN_VERSION = 2
 """1: spikes and readout (0.1.0); 2: also the artifact identity and per-layer state digests."""
 _DIGEST_BYTES = 8
 GOLDEN_BATCH = 16
-"""Samples simulated at once: with every state recorded, a 2 × 512 SSC network holds ~6 MB per sample."""
+"""Samples simulated at once, fewer than :data:`~silif_deploy.deploy.batching.BATCH_SIZE`: with every
+state recorded, a 2 × 512 SSC network holds ~6 MB per sample."""
 
 
 def _digests(rows: np.ndarray) -> np.ndarray:
@@ -84,12 +85,10 @@ def write_golden(artifact_path: str | os.PathLike, x: np.ndarray | InputSource, 
     with atomic_output(out_path) as tmp:
         npz = StreamedNpz(tmp, len(source), compress=True)
         try:
-            with progress(len(source), "golden (fixed point)") as bar:
-                for xb in source.chunks(GOLDEN_BATCH):
-                    npz.append("input", xb)
-                    for name, value in _fixed_outputs(network, xb).items():
-                        npz.append(name, value)
-                    bar.update(len(xb))
+            for xb, _ in batches(source, "golden (fixed point)", GOLDEN_BATCH):
+                npz.append("input", xb)
+                for name, value in _fixed_outputs(network, xb).items():
+                    npz.append(name, value)
             for name, value in {
                 "format": GOLDEN_FORMAT, "format_version": GOLDEN_VERSION, "artifact_sha256": record["artifact_sha256"],
                 "artifact_identity": identity, "producer_version": __version__,

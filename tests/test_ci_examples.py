@@ -26,7 +26,7 @@ from test_verify import write_model_artifact  # noqa: E402
 
 from silif_deploy import load_model  # noqa: E402
 from silif_deploy.deploy.cli import build_parser  # noqa: E402
-from silif_deploy.deploy.cmd_export import model_name  # noqa: E402
+from silif_deploy.deploy.engines import model_name  # noqa: E402
 from silif_deploy.deploy.verification import write_golden  # noqa: E402
 from silif_deploy.hw_models.profile import PROFILE_DIR  # noqa: E402
 
