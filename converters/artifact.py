@@ -43,7 +43,7 @@ from silif_deploy.hw_models.network import (
     Add, Dense, FixedLayer, FixedPointNetwork, Neurons, SoftmaxSum, Stage, graph_problem, inputs_of,
 )
 from silif_deploy.hw_models.neuron_cuba import DECAY_BITS
-from silif_deploy.hw_models.neuron_kinds import KINDS
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND
 from silif_deploy.hw_models.profile import profile_from_text
 
 ARTIFACT_FORMAT = "silif-deploy-fixed-point"
@@ -290,7 +290,7 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
     for i, layer in enumerate(network.layers):
         readout = i == len(network.hidden)
         name = f"layer {i} ({'readout' if readout else layer.kind})"
-        if readout != (layer.kind == "cuba"):
+        if readout != (layer.kind == READOUT_KIND):
             raise SilifDeployError(f"'{source}': {name} has neuron kind '{layer.kind}'; hidden layers are one of "
                                    f"{', '.join(k for k in KINDS if k != 'cuba')} and the last layer is 'cuba'")
         if layer.size < 1:

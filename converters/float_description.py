@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from silif_deploy.hw_models.metrics import FLOAT_BITS, READOUT_KIND, LayerDescription, NetworkDescription, layer_names
-from silif_deploy.hw_models.neuron_kinds import KINDS
+from silif_deploy.hw_models.metrics import FLOAT_BITS, LayerDescription, NetworkDescription, layer_names
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND
 
 _BN_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 

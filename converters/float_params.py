@@ -77,6 +77,7 @@ def float_network(model) -> FloatNetwork:
     import torch
 
     from silif_deploy.converters.families import family, readout
+    from silif_deploy.hw_models.neuron_kinds import READOUT_KIND
 
     hidden = []
     with torch.no_grad():
@@ -86,7 +87,7 @@ def float_network(model) -> FloatNetwork:
             hidden.append(FloatLayer(layer.model_type, weight, bias, gain, coeffs))
         weight, bias = _fold_batchnorm(model.readout)
         gain, coeffs = readout.extract(model.readout)
-        readout_layer = FloatLayer(readout.KIND, weight, bias, gain, coeffs)
+        readout_layer = FloatLayer(READOUT_KIND, weight, bias, gain, coeffs)
     cfg = model.config
     return FloatNetwork(cfg.model_type, cfg.n_inputs, hidden, readout_layer)
 

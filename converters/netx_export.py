@@ -38,7 +38,7 @@ from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
 from silif_deploy.hw_models.neuron_cuba import CubaParams
-from silif_deploy.hw_models.neuron_kinds import KINDS
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND
 from silif_deploy.hw_models.profile import profile_from_text
 
 NETX_EXTENSION_TYPE = "SILIF_FXP"
@@ -57,7 +57,7 @@ def _effective_bias(p: CubaParams) -> np.ndarray:
 
 def netx_problems(layer: FixedLayer) -> list[str]:
     """Why lava-dl's netx cannot run ``layer`` as our simulator does (empty: it can, bit for bit)."""
-    if layer.kind != "cuba":
+    if layer.kind != READOUT_KIND:
         return [f"our {layer.kind} neuron (extension neuron/type {NETX_EXTENSION_TYPE}; netx has no such neuron)"]
     problems = []
     syn, p = layer.synapse, layer.params
@@ -104,7 +104,7 @@ def write_netx(network: FixedPointNetwork, path: str | os.PathLike) -> None:
     """Write ``network`` atomically in the netx layout (module docstring). Every CUBA layer must
     be one netx runs exactly (:func:`netx_problems`); our other kinds go in as the extension."""
     for i, layer in enumerate(network.layers):
-        problems = netx_problems(layer) if layer.kind == "cuba" else []
+        problems = netx_problems(layer) if layer.kind == READOUT_KIND else []
         if problems:
             raise SilifDeployError(f"layer {i} (CUBA) cannot be written for netx CUBA: {'; '.join(problems)}")
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
@@ -123,7 +123,7 @@ def write_netx(network: FixedPointNetwork, path: str | os.PathLike) -> None:
             _type(g, "dense")
             g.create_dataset("shape", data=np.array([layer.size]))
             g.create_dataset("weight", data=layer.synapse.weights.astype(np.int32))
-            if layer.kind == "cuba":
+            if layer.kind == READOUT_KIND:
                 _cuba_neuron(g, layer)
             else:
                 _extension_neuron(g, layer)
@@ -174,7 +174,7 @@ def _read_layer(g: h5py.Group, syn: dict, version: int) -> FixedLayer:
         bias = np.rint(g["bias"][()] * 2.0**NETX_BIAS_EXP).astype(np.int64)
         params = CubaParams(du=per_neuron(n["iDecay"][()]) - 1, dv=per_neuron(n["vDecay"][()]), bias_mant=bias,
                             bias_exp=np.zeros(size, np.int64), vth=int(n["vThMant"][()]), **LAVA_LIF_ARITHMETIC)
-        return FixedLayer("cuba", synapse, params, syn["scale"])
+        return FixedLayer(READOUT_KIND, synapse, params, syn["scale"])
     kind = n["kind"][()].decode()
     fields = KINDS[kind].params_type._fields
     params = KINDS[kind].params_type(**{k: _value(n[k][()]) for k in fields})

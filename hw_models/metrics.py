@@ -44,7 +44,6 @@ from silif_deploy.hw_models.run_result import RunResult
 
 SCHEMA = "silif-deploy/report"
 SCHEMA_VERSION = 1
-READOUT_KIND = "cuba"
 FLOAT_BITS = 32
 
 

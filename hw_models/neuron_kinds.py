@@ -74,11 +74,14 @@ def _resonate(name: str, reset_first: int) -> NeuronKind:
                       (("reset_first", reset_first, f"{name}'s reset order"),))
 
 
+READOUT_KIND = "cuba"
+"""The readout's kind: Loihi's CUBA LIF, in every network (the float side's leaky-integrator readout)."""
+
 for _kind in (_adaptive("silif", 2), _adaptive("adlif", 2), _adaptive("cadlif", 2), _adaptive("lif", 1),
-              _resonate("csilif", 1), _resonate("rf", 0), NeuronKind("cuba", CubaParams, cuba_neuron, ("u", "v"), 2)):
+              _resonate("csilif", 1), _resonate("rf", 0), NeuronKind(READOUT_KIND, CubaParams, cuba_neuron, ("u", "v"), 2)):
     register(_kind)
 
-HIDDEN_KINDS = tuple(name for name in KINDS if name != "cuba")
+HIDDEN_KINDS = tuple(name for name in KINDS if name != READOUT_KIND)
 """The built-in hidden-layer model types (the readout is always ``cuba``)."""
 
 

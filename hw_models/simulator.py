@@ -35,14 +35,14 @@ import numpy as np
 
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import INPUT, Add, FixedLayer, FixedPointNetwork, Neurons, graph_problem
-from silif_deploy.hw_models.neuron_kinds import KINDS
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND
 from silif_deploy.hw_models.neuron_loops import (
     NO_STATES, NOTHING, Events, PreparedLayer, Recording, add_events, input_events, payload_type, run_layer,
 )
 from silif_deploy.hw_models.run_result import RunResult
 
-READOUT_KIND, READOUT_STATE = "cuba", "v"
-"""The readout's kind and the state the scores are computed from (dequantized: v / scale)."""
+READOUT_STATE = "v"
+"""The readout's state the scores are computed from (dequantized: v / scale)."""
 
 CHUNK = 8
 """Samples a thread runs through all layers at a time: the spike lists it reuses (CHUNK × steps ×

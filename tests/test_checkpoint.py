@@ -19,7 +19,7 @@ from silif_deploy.converters.checkpoint import (  # noqa: E402
     save_checkpoint,
 )
 from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork  # noqa: E402
-from silif_deploy.converters.families import HIDDEN_LAYERS  # noqa: E402
+from silif_deploy.converters.families import FAMILIES  # noqa: E402
 from silif_deploy.deploy.cli import main  # noqa: E402
 
 N_IN, HIDDEN, N_CLASSES = 4, [7, 5, 3], 2
@@ -62,7 +62,7 @@ def test_type_detected_from_keys(model_type, marker, tmp_path):
     assert detect_model_type(state) == model_type
     loaded = load_model(save_state(net, tmp_path / "m.pth"))
     assert loaded.config.model_type == model_type
-    assert all(type(layer) is HIDDEN_LAYERS[model_type] for layer in loaded.hidden_layers)
+    assert all(type(layer) is FAMILIES[model_type].layer for layer in loaded.hidden_layers)
 
 
 @pytest.mark.parametrize("model_type", ["adlif", "cadlif"])
@@ -78,7 +78,7 @@ def test_adlif_cadlif_ambiguous(model_type, tmp_path):
     for given in ("adlif", "cadlif"):
         loaded = load_model(path, model_type=given)
         assert loaded.config.model_type == given
-        assert type(loaded.hidden_layers[0]) is HIDDEN_LAYERS[given]
+        assert type(loaded.hidden_layers[0]) is FAMILIES[given].layer
 
 
 @pytest.mark.parametrize("model_type, wrong", [("silif", "csilif"), ("csilif", "silif"), ("lif", "adlif"), ("rf", "lif")])
@@ -106,7 +106,7 @@ def test_readout_keys_never_decide_the_type():
 # ----------------------------------------------------------------------------------- sizes
 
 
-@pytest.mark.parametrize("model_type", sorted(HIDDEN_LAYERS))
+@pytest.mark.parametrize("model_type", sorted(FAMILIES))
 def test_sizes_from_shapes(model_type, tmp_path):
     net = make_net(model_type)
     cfg = infer_config(net.state_dict(), model_type)

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from silif_deploy import load_model  # noqa: E402
 from silif_deploy.converters.files import sha256_file  # noqa: E402
-from silif_deploy.converters.families import BODIES  # noqa: E402
+from silif_deploy.converters.families import FAMILIES  # noqa: E402
 from silif_deploy.converters.nir_body import node_names  # noqa: E402
 from silif_deploy.converters.nir_export import DEFAULT_DT, graph_template, to_nir, write_nir  # noqa: E402
 from silif_deploy.converters.nir_import import from_nir, model_from_nir_file, read_nir  # noqa: E402
@@ -148,7 +148,7 @@ def test_stock_nir_read_loads_every_file_in_evaluation_order(golden_exports, ran
         template = graph_template(kind, len(model.config.hidden_sizes))
         assert list(graph.nodes) == list(node_names(template).values())  # alphabetical = evaluation order
         body = graph.nodes[node_names(template)[f"{kind}0"]]
-        assert list(body.nodes) == list(node_names(BODIES[kind]).values())
+        assert list(body.nodes) == list(node_names(FAMILIES[kind].nir.template).values())
         assert all(type(n).__module__.startswith("nir.") for n in body.nodes.values())
         assert nir.serialization.read_version(path) == nir.version == "1.0.8"
 
@@ -196,7 +196,7 @@ def test_payload_holds_the_coefficients_in_their_trained_dtype(golden_exports):
 def _interpretation_matches(model, graph, x) -> None:
     """Interpret the primitives alone; compare with the reference model's spikes, states and readout."""
     kind, n_hidden = model.config.model_type, len(model.config.hidden_sizes)
-    names, body = node_names(graph_template(kind, n_hidden)), node_names(BODIES[kind])
+    names, body = node_names(graph_template(kind, n_hidden)), node_names(FAMILIES[kind].nir.template)
     state = "p" if kind in ("csilif", "rf") else "u"
     record = [f"{names[f'{kind}{i}']}.{body[role]}" for i in range(n_hidden) for role in ("spk", state)]
     got = interpret(graph, x, record=record)

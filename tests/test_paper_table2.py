@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import HAS_TORCH, checkpoint_path, golden_path
-from silif_deploy.hw_models.ssm_baselines import FIGURE3_BASELINES, event_ssm_sops, s5rf_sops
+from silif_deploy.deploy.paper_baselines import FIGURE3_BASELINES, event_ssm_sops, s5rf_sops
 
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="builds float models with PyTorch")
 

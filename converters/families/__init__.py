@@ -9,9 +9,6 @@ outside the package (a test's) registers with :func:`register`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
-
 from silif_deploy.converters.families import adaptive, resonate
 from silif_deploy.converters.families.family import FloatFamily
 from silif_deploy.errors import SilifDeployError
@@ -43,24 +40,3 @@ def family(kind: str) -> FloatFamily:
     except KeyError:
         raise SilifDeployError(f"unknown model type '{kind}'; choose one of: {', '.join(FAMILIES)}") from None
 
-
-class _FieldView(Mapping[str, Any]):
-    """Kind → one field of its family, read live from :data:`FAMILIES` (no second registry)."""
-
-    def __init__(self, get) -> None:
-        self._get = get
-
-    def __getitem__(self, kind: str) -> Any:
-        return self._get(FAMILIES[kind])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(FAMILIES)
-
-    def __len__(self) -> int:
-        return len(FAMILIES)
-
-
-HIDDEN_LAYERS: Mapping[str, type] = _FieldView(lambda f: f.layer)
-"""Kind → torch layer class."""
-BODIES: Mapping[str, tuple] = _FieldView(lambda f: f.nir.template)
-"""Kind → NIR body template."""

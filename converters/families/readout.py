@@ -21,10 +21,9 @@ from silif_deploy.converters.torch_neurons import InitState, Module, real_states
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedLayer
 from silif_deploy.hw_models.neuron_cuba import DECAY_BITS, CubaParams
+from silif_deploy.hw_models.neuron_kinds import READOUT_KIND
 from silif_deploy.hw_models.profile import HardwareProfile
 
-KIND = "cuba"
-"""The readout's kind in the float network and the fixed-point network."""
 NIR_EXT = "readout"
 EQUATIONS = "u_t = alpha*u_{t-1} + (1-alpha)*I_t"
 NETX_BIAS_EXP = 6
@@ -132,6 +131,6 @@ def quantize(layer, profile: HardwareProfile, state_range: float, netx: bool = F
         vth=vth, input_shift=profile.input_shift,
         threshold_exponent=profile.threshold_exponent, half=profile.state_max + 1,
     )
-    diag.update({"kind": KIND, "neurons": n, "state_scale": scale, "state_range": state_range,
+    diag.update({"kind": READOUT_KIND, "neurons": n, "state_scale": scale, "state_range": state_range,
                  "biases_out_of_range": bias_out, "distinct_decays": int(len(np.unique(params.dv)))})
-    return FixedLayer(KIND, DenseSynapse(w_int, w_exp, profile.weight_bits, False), params, scale), diag
+    return FixedLayer(READOUT_KIND, DenseSynapse(w_int, w_exp, profile.weight_bits, False), params, scale), diag

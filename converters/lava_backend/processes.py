@@ -25,7 +25,7 @@ from lava.magma.core.process.variable import Var  # noqa: E402
 from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
-from silif_deploy.hw_models.neuron_kinds import KINDS, NeuronState, step
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND, NeuronState, step
 
 
 class FixedPointNeurons(AbstractProcess):
@@ -40,7 +40,7 @@ class FixedPointNeurons(AbstractProcess):
 
     def __init__(self, *, shape: tuple[int, ...], kind: str, params: NamedTuple, start_step: int,
                  name: str | None = None) -> None:
-        if kind not in KINDS or kind == "cuba":
+        if kind not in KINDS or kind == READOUT_KIND:
             raise ValueError(f"FixedPointNeurons takes a hidden kind, not '{kind}'")
         super().__init__(shape=shape, kind=kind, params=params, start_step=start_step, name=name)
         self.a_in = InPort(shape=shape)

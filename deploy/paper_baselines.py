@@ -8,7 +8,7 @@ name each factor; the reading of the Event-SSM terms is ours:
 * ≈1,000 pooled steps (8,000 events / pooling stride 8), each through eight d × d projections.
 
 (The Event-SSM SSC "small" config: d_model 64, d_ssm 64, 6 layers, pooling stride 8.) Place a
-spiking model's SOP per sample (:mod:`.metrics`) against these points.
+spiking model's SOP per sample (:mod:`silif_deploy.hw_models.metrics`) against these points.
 """
 
 from __future__ import annotations
