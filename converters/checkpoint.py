@@ -38,8 +38,10 @@ def import_torch():
     return torch
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Return (state_dict, config or None) from a checkpoint file, refusing unsafe pickles."""
+def load_weights(path: str | os.PathLike) -> tuple[Path, Any]:
+    """(the checked path, the unpickled object) of a checkpoint file, loaded with
+    ``torch.load(weights_only=True)`` only: the one place every checkpoint reader unpickles, so a file
+    that needs arbitrary code, or garbage, is refused with the same line whatever it claims to hold."""
     torch = import_torch()
     p = require_file(path, "checkpoint")
     try:
@@ -60,6 +62,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
         raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint ({_first_line(err)})") from None
     except Exception:  # noqa: BLE001 - the weights-only unpickler raises IndexError, KeyError, ... on garbage
         raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable pickle data)") from None
+    return p, obj
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Return (state_dict, config or None) from a checkpoint file, refusing unsafe pickles."""
+    return checkpoint_parts(*load_weights(path))
+
+
+def checkpoint_parts(p: Path, obj: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(state_dict, config or None) of a loaded SiLIF-family checkpoint: ours, or the authors' plain state_dict."""
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
         try:
             version = int(obj.get("format_version", 0))
@@ -77,7 +89,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     if isinstance(obj, Mapping) and obj and all(isinstance(k, str) for k in obj):
         if not any(_LAYER_KEY.match(k) for k in obj):
             raise SilifDeployError(
-                f"'{p}' holds a dict without 'snn.<i>.' keys; it is not a SiLIF-family state_dict"
+                f"'{p}' holds a dict without 'snn.<i>.' or 'backbone.s4_layers.<i>.kernel' keys; it is neither a "
+                f"SiLIF-family nor a SpikingSSM state_dict"
             )
         return dict(obj), None
     raise SilifDeployError(f"'{p}' holds a {type(obj).__name__}, not a state_dict")
@@ -206,13 +219,35 @@ def build_model(state: Mapping[str, Any], config: Mapping[str, Any], source: str
     return model.eval()
 
 
-def load_model(path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros"):
-    """Load a checkpoint as an eval-mode :class:`SpikingNetwork` (dropout off).
+def load_model(
+    path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros",
+    neuron: str | None = None, prenorm: bool | None = None, target: str | None = None,
+):
+    """Load a checkpoint as an eval-mode model (dropout off): a :class:`SpikingNetwork`, or a
+    :class:`~silif_deploy.converters.families.spiking_ssm.SpikingSSMNet`.
 
     ``model_type`` is needed only where the keys cannot tell (adLIF vs cAdLIF); when given it must
     agree with the keys. ``init_state`` is ``"zeros"`` (hardware, default) or ``"random"`` (authors).
+
+    SpikingSSM and binary-S4D checkpoints (the authors' flat or Lightning layout, or ours) are told
+    from their keys by the one hook :func:`~silif_deploy.converters.families.spiking_ssm.detect_checkpoint`;
+    for them ``neuron`` is ``lif`` (default: the exact LIF, what export deploys) or ``sdn`` (the authors'
+    training neuron), ``prenorm`` says where the norms act when the file does not (the authors' flat
+    layout), and ``target`` names a hardware target, which refuses bidirectional models.
     """
-    state, config = read_checkpoint(path)
+    p, obj = load_weights(path)
+    from silif_deploy.converters.families import spiking_ssm
+
+    found = spiking_ssm.detect_checkpoint(obj)
+    if found is not None:
+        model = spiking_ssm.model_from_checkpoint(found, f"'{path}'", neuron=neuron, prenorm=prenorm,
+                                                  target=target, model_type=model_type)
+        model.source_sha256 = sha256_file(path)
+        return model
+    if neuron is not None or prenorm is not None:
+        raise SilifDeployError(f"'{path}' holds no SpikingSSM network: the neuron mode and the norm placement "
+                               "(--neuron, --norm-placement) apply to SpikingSSM checkpoints only")
+    state, config = checkpoint_parts(p, obj)
     if model_type is not None:
         from silif_deploy.converters.families import family
 

@@ -71,7 +71,7 @@ def check_against_golden(model, g: dict, form: str, dtype: torch.dtype) -> float
     cfg = golden_config(g)
     model = model.to(dtype)
     with torch.no_grad():
-        logits, rec = model.run(torch.from_numpy(g["input"]).to(dtype), form=form, record=True)
+        logits, rec = model.trace(torch.from_numpy(g["input"]).to(dtype), form=form, record=True)
     for i in range(cfg["n_layers"]):
         ours = rec[f"spikes_{i}"].numpy().astype(np.uint8)
         theirs = golden_spikes(g, i)
@@ -169,14 +169,14 @@ def test_bidirectional_refused_for_hardware_targets(tmp_path: Path) -> None:
     model = load_spiking_ssm(path, prenorm=False)  # float only
     assert model.config.bidirectional
     with pytest.raises(SilifDeployError):
-        model.run(torch.zeros(1, 8, 1), form="stream")
+        model.trace(torch.zeros(1, 8, 1), form="stream")
     # it really looks ahead: an input change at t0 changes the neuron input before t0
     x = torch.from_numpy(golden("post_bn_s4d", "bptt")["input"])
     x2 = x.clone()
     x2[:, 40] += 1.0
     with torch.no_grad():
-        a = model.run(x, record=True)[1]["neuron_in_0"]
-        b = model.run(x2, record=True)[1]["neuron_in_0"]
+        a = model.trace(x, record=True)[1]["neuron_in_0"]
+        b = model.trace(x2, record=True)[1]["neuron_in_0"]
     assert float((a[:, :40] - b[:, :40]).abs().max()) > 1e-3
 
 
@@ -217,8 +217,8 @@ def test_binary_s4d_reconstruction() -> None:
     model = model_from_state(state, config).double()
     x = torch.from_numpy(golden("pre_bn_s4d", "bptt")["input"]).double()
     with torch.no_grad():
-        logits_k, rec_k = model.run(x, "kernel", record=True)
-        logits_s, rec_s = model.run(x, "stream", record=True)
+        logits_k, rec_k = model.trace(x, "kernel", record=True)
+        logits_s, rec_s = model.trace(x, "stream", record=True)
     for i in range(config.n_layers):
         assert torch.equal(rec_k[f"spikes_{i}"], (rec_k[f"neuron_in_{i}"] >= 0).double())
         assert torch.equal(rec_k[f"spikes_{i}"], rec_s[f"spikes_{i}"])
@@ -308,7 +308,7 @@ def test_causal_step_t_depends_on_inputs_up_to_t(form: str) -> None:
     x2 = x.clone()
     x2[:, 32] += 3.0
     with torch.no_grad():
-        a, b = model.run(x, form, record=True)[1], model.run(x2, form, record=True)[1]
+        a, b = model.trace(x, form, record=True)[1], model.trace(x2, form, record=True)[1]
     for i in range(model.config.n_layers):
         assert torch.equal(a[f"spikes_{i}"][:, :32], b[f"spikes_{i}"][:, :32])
         assert float((a[f"block_out_{i}"][:, :32] - b[f"block_out_{i}"][:, :32]).abs().max()) < 1e-5

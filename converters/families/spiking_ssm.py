@@ -31,10 +31,9 @@ from __future__ import annotations
 import copy
 import math
 import os
-import pickle
 import re
-import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, Literal, Mapping, NamedTuple
 
 import numpy as np
@@ -43,8 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from silif_deploy.converters.families.sdn_weights import SDN_WEIGHTS
-from silif_deploy.converters.files import require_file
 from silif_deploy.errors import SilifDeployError
+from silif_deploy.hw_models.run_result import RunResult
 
 Neuron = Literal["lif", "sdn", "heaviside"]
 Form = Literal["kernel", "stream"]
@@ -208,6 +207,32 @@ class SpikingSSMConfig:
     @property
     def family(self) -> str:
         return FAMILY_BINARY_S4D if self.neuron == "heaviside" else FAMILY_SPIKING_SSM
+
+    # the sizes under the names every command reads from a model's config (NetworkConfig's)
+    @property
+    def model_type(self) -> str:
+        return self.family
+
+    @property
+    def n_inputs(self) -> int:
+        return self.d_input
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        return [self.d_model] * self.n_layers
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, and ``model_type`` (the family), as our checkpoints record it: the flat
+        ``state_dict`` loses ``prenorm`` and the neuron mode, so these travel beside it."""
+        return {"model_type": self.family, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> "SpikingSSMConfig":
+        fields = {f.name for f in dataclass_fields(cls)}
+        try:
+            return cls(**{k: v for k, v in saved.items() if k in fields})
+        except TypeError as err:
+            raise SilifDeployError(f"the recorded SpikingSSM config is incomplete ({err})") from None
 
 
 def require_streamable(config: SpikingSSMConfig, target: str) -> None:
@@ -441,9 +466,39 @@ class SpikingSSMNet(nn.Module):
         self.decoder = nn.Linear(cfg.d_model, cfg.n_classes)
 
     def forward(self, x: torch.Tensor, form: Form = "kernel") -> torch.Tensor:
-        return self.run(x, form)[0]
+        return self.trace(x, form)[0]
 
-    def run(
+    @torch.no_grad()
+    def run(self, x: np.ndarray | torch.Tensor, record_states: bool = False, form: Form = "kernel") -> RunResult:
+        """Run on (batch, time, channels) and return the engines' common :class:`RunResult`.
+
+        What the fields mean for this family (it has no leaky-integrator readout):
+
+        * ``scores`` (batch, classes): **the decoder's output, the logits** (mean over time of the last
+          block's residual stream, then the decoder Linear); not SiLIF's time sum of softmaxes. The
+          prediction, argmax, is the authors'.
+        * ``readout_u`` (batch, time, classes): the decoder applied to each step's residual stream;
+          the decoder is affine, so its time mean is ``scores`` (up to float rounding).
+        * ``spikes[i]`` (batch, time, H): block i's spikes (the GLU's binary input).
+        * ``states`` (``record_states``): ``ssm_in_<i>``, ``neuron_in_<i>``, ``mix_out_<i>``,
+          ``block_out_<i>`` (batch, time, H), under the goldens' names.
+        """
+        xt = torch.as_tensor(np.asarray(x), dtype=self.encoder.weight.dtype)
+        logits, rec = self.trace(xt, form, record=True)
+        n = self.config.n_layers
+        last = rec[f"block_out_{n - 1}"]
+        states = None
+        if record_states:
+            names = ("ssm_in", "neuron_in", "mix_out", "block_out")
+            states = {f"{name}_{i}": rec[f"{name}_{i}"].numpy() for i in range(n) for name in names}
+        return RunResult(
+            scores=logits.numpy(),
+            spikes=[rec[f"spikes_{i}"].numpy() > 0 for i in range(n)],
+            readout_u=self.decoder(last).numpy(),
+            states=states,
+        )
+
+    def trace(
         self, x: torch.Tensor, form: Form = "kernel", record: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits and, with ``record``, the time series (B, L, H) ``encoder_out``, ``ssm_in_<i>``,
@@ -607,9 +662,10 @@ def infer_config(
         model_hp = (hyper or {}).get("model") if isinstance(hyper, Mapping) else None
         if not isinstance(model_hp, Mapping) or not isinstance(model_hp.get("prenorm"), bool):
             raise SilifDeployError(
-                "a flat SpikingSSM state_dict does not say where its norms act: give prenorm=True (the authors' "
-                "sc, aan, imdb, pathfinder, pathx configs) or prenorm=False (minst, pminst, cifar, listops, "
-                "dvs128gesture: the norms are computed and discarded)"
+                "a flat SpikingSSM state_dict does not say where its norms act: give prenorm=True (CLI: "
+                "--norm-placement pre; the authors' sc, aan, imdb, pathfinder, pathx configs) or prenorm=False "
+                "(--norm-placement post; minst, pminst, cifar, listops, dvs128gesture: the norms are computed "
+                "and discarded)"
             )
         prenorm = model_hp["prenorm"]
     if "norms.0.weight" not in {k[len("backbone."):] for k in state if k.startswith("backbone.norms.")}:
@@ -647,29 +703,79 @@ def model_from_state(
     return model.eval()
 
 
+class SpikingSSMCheckpoint(NamedTuple):
+    """What :func:`detect_checkpoint` finds: the flat ``state_dict``, the Lightning ``hyper_parameters``
+    (or None) and the configuration our own checkpoints record (or None)."""
+
+    state: dict[str, Any]
+    hyper: dict[str, Any] | None
+    saved: dict[str, Any] | None
+
+
+def detect_checkpoint(obj: Any) -> SpikingSSMCheckpoint | None:
+    """The detection hook :func:`silif_deploy.converters.checkpoint.load_model` calls on every loaded
+    checkpoint: a SpikingSSM / binary-S4D checkpoint, told from its keys, in the authors' flat layout,
+    S4's Lightning layout, or ours (``{"format": "silif-deploy-checkpoint", "config": {"model_type":
+    "spiking_ssm" | "binary_s4d", ...}, "state_dict": ...}``); None for anything else."""
+    from silif_deploy.converters.checkpoint import CHECKPOINT_FORMAT
+
+    if not isinstance(obj, Mapping):
+        return None
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        config = obj.get("config")
+        if not isinstance(config, Mapping) or config.get("model_type") not in (FAMILY_SPIKING_SSM, FAMILY_BINARY_S4D):
+            return None
+        state = obj.get("state_dict")
+        if not isinstance(state, Mapping):
+            raise SilifDeployError("a damaged silif-deploy checkpoint (no state_dict)")
+        return SpikingSSMCheckpoint(dict(state), None, dict(config))
+    state, hyper = flat_state(obj)
+    return SpikingSSMCheckpoint(state, hyper, None) if is_spiking_ssm_state(state) else None
+
+
+def model_from_checkpoint(
+    found: SpikingSSMCheckpoint, source: str, neuron: Neuron | None = None, prenorm: bool | None = None,
+    target: str | None = None, model_type: str | None = None,
+) -> SpikingSSMNet:
+    """The eval-mode model of a detected checkpoint. ``neuron`` None: the recorded one (ours), else
+    ``lif``; ``prenorm`` None: the recorded one (ours, or Lightning's ``hyper_parameters``);
+    ``target``: a hardware target, which refuses bidirectional models; ``model_type``, when given,
+    must be the family found."""
+    saved = found.saved or {}
+    try:
+        if prenorm is not None and "prenorm" in saved and prenorm != saved["prenorm"]:
+            raise SilifDeployError(f"it records prenorm={saved['prenorm']}; drop the norm placement option")
+        config = infer_config(found.state, neuron=neuron or saved.get("neuron", "lif"),
+                              prenorm=saved.get("prenorm", prenorm), hyper=found.hyper)
+        if saved:  # what the tensors do not say (training settings, the norm kind) comes from the record
+            trained = SpikingSSMConfig.from_dict({**saved, "neuron": config.neuron})
+            config = replace(config, **{k: getattr(trained, k) for k in _TRAINING_FIELDS})
+        if model_type is not None and model_type != config.family:
+            raise SilifDeployError(f"it holds a {config.family} network, not {model_type}")
+        if target is not None:
+            require_streamable(config, target)
+    except SilifDeployError as err:
+        raise SilifDeployError(f"{source}: {err}") from None
+    return model_from_state(found.state, config)
+
+
+_TRAINING_FIELDS = ("norm", "dropout", "dt_min", "dt_max", "ssm_lr")
+"""Config fields our checkpoints record that the tensors' keys and shapes do not determine."""
+
+
 def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(flat state_dict, hyper-parameters) from a ``.pt`` file, loaded with ``weights_only=True`` only."""
-    p = require_file(path, "checkpoint")
+    """(flat state_dict, hyper-parameters) from a ``.pt`` file, loaded through the checkpoint module's
+    one ``weights_only=True`` loader."""
+    from silif_deploy.converters.checkpoint import load_weights
+
+    p, obj = load_weights(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "unsupported global" in str(err).lower() or "unsupported class" in str(err).lower():
-            raise SilifDeployError(
-                f"'{p}' needs arbitrary code to unpickle (not a plain state_dict); refused for safety. "
-                "Re-save it with torch.save(model.state_dict(), path)"
-            ) from None
-        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable pickle data)") from None
-    except Exception:  # noqa: BLE001 - torch.load raises many types on garbage
-        raise SilifDeployError(f"'{p}' is not a PyTorch checkpoint (unreadable data)") from None
-    try:
-        state, hyper = flat_state(obj)
+        found = detect_checkpoint(obj)
     except SilifDeployError as err:
         raise SilifDeployError(f"'{p}' {err}") from None
-    if not is_spiking_ssm_state(state):
+    if found is None:
         raise SilifDeployError(f"'{p}' has no 'backbone.s4_layers.<i>.kernel' keys: not a SpikingSSM checkpoint")
-    return state, hyper
+    return found.state, found.hyper
 
 
 def load_spiking_ssm(
@@ -681,13 +787,18 @@ def load_spiking_ssm(
     hardware target (e.g. ``"loihi2"``) refuses bidirectional models, which look ahead in time.
     """
     state, hyper = read_state(path)
-    try:
-        config = infer_config(state, neuron=neuron, prenorm=prenorm, hyper=hyper)
-        if target is not None:
-            require_streamable(config, target)
-    except SilifDeployError as err:
-        raise SilifDeployError(f"'{path}': {err}") from None
-    return model_from_state(state, config)
+    return model_from_checkpoint(SpikingSSMCheckpoint(state, hyper, None), f"'{path}'", neuron, prenorm, target)
+
+
+FIXED_POINT_PENDING = ("fixed point for the {family} family is not available yet (its quantizer is still being "
+                       "built): use --target nir, or simulate --engine float")
+
+
+def refuse_fixed_point(config: SpikingSSMConfig, what: str) -> None:
+    """One line for a hardware target asked of a SpikingSSM / binary-S4D model (bidirectional models
+    are told that first: they can never stream)."""
+    require_streamable(config, what)
+    raise SilifDeployError(f"{what}: " + FIXED_POINT_PENDING.format(family=config.family))
 
 
 # ---------------------------------------------------------------------------------------------------
