@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from silif_deploy.converters.files import provenance, sha256_file, staged_outputs
-from silif_deploy.deploy.engines import load_float_model, model_name
+from silif_deploy.deploy.engines import (
+    add_float_model_arguments, float_model_options, is_spiking_ssm, load_float_model, model_name,
+)
 from silif_deploy.errors import SilifDeployError
 
 HELP = ("export a checkpoint (or NIR file) for deployment: --target nir writes OUTDIR/<name>.nir "
@@ -128,6 +130,21 @@ def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     return [path, readout_path]
 
 
+def _refuse_for_spiking_ssm(config, args: argparse.Namespace, source: Path) -> None:
+    """What a SpikingSSM / binary-S4D model cannot be exported as yet, in one line, before any write."""
+    from silif_deploy.converters.families.spiking_ssm import refuse_fixed_point, require_streamable
+
+    if args.target != "nir":
+        refuse_fixed_point(config, f"'{source}' for --target {args.target}")
+    require_streamable(config, f"'{source}' for --target nir")
+    if args.nir_profile != "exact":
+        raise SilifDeployError(f"--nir-profile {args.nir_profile} states SiLIF-family layers as LIFs; a {config.family} "
+                               "model has only the exact profile: drop --nir-profile")
+    if config.neuron == "sdn":
+        raise SilifDeployError("--target nir writes the exact LIF soma (what hardware runs); the SDN is a training "
+                               "surrogate with no NIR form: drop --neuron sdn")
+
+
 TARGETS: dict[str, Callable[[ExportJob, argparse.Namespace], list[Path]]] = {
     "nir": _export_nir, "loihi2": _export_loihi2, "netx": _export_netx,
 }
@@ -140,6 +157,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, choices=sorted(TARGETS), help="output format")
     p.add_argument("-o", "--outdir", default=None, help=f"output folder (default: {DEFAULT_OUT_ROOT}/<name>)")
     p.add_argument("--model-type", default=None, help="needed for adLIF / cAdLIF checkpoints (identical keys)")
+    add_float_model_arguments(p)
     p.add_argument("--nir-profile", choices=PROFILES, default="exact",
                    help="exact (default: round-trips bit-exactly) or lif-compat "
                         "(lossy: one LIF per layer, for snntorch)")
@@ -156,9 +174,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = Path(args.model)
-    model = load_float_model(source, model_type=args.model_type)
+    model = load_float_model(source, model_type=args.model_type, **float_model_options(args))
     if args.model_type is not None and model.config.model_type != args.model_type:
         raise SilifDeployError(f"'{source}' holds a {model.config.model_type} network, not {args.model_type}")
+    if is_spiking_ssm(model):
+        _refuse_for_spiking_ssm(model.config, args, source)
     name = model_name(source)
     outdir = Path(args.outdir) if args.outdir else DEFAULT_OUT_ROOT / name
     job = ExportJob(model=model, source=source, source_sha256=sha256_file(source), outdir=outdir, name=name)

@@ -7,15 +7,23 @@ import argparse
 import numpy as np
 
 HELP = ("print a fixed-point artifact's (or netx file's) layers, bit widths, exponents, scales, provenance, "
-        "warnings, and which layers lava-dl's netx can load")
+        "warnings, and which layers lava-dl's netx can load; for a SpikingSSM / binary-S4D checkpoint or NIR "
+        "file, its float model")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifact", help="fixed-point artifact (.loihi2.h5) written by: silif-deploy export MODEL --target loihi2, "
-                                    "or a .netx.h5 written by --target netx")
+                                    "or a .netx.h5 written by --target netx; or a SpikingSSM checkpoint (.pt) or NIR file")
+    from silif_deploy.deploy.engines import add_float_model_arguments
+
+    add_float_model_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from silif_deploy.deploy.engines import source_kind
+
+    if source_kind(args.artifact) != "artifact" and _inspect_spiking_ssm(args):
+        return 0
     from silif_deploy.converters.artifact import ARTIFACT_VERSION, artifact_identity, read_artifact, recorded_identity
     from silif_deploy.converters.files import sha256_file
     from silif_deploy.converters.netx_export import NETX_FORMAT, netx_file_version, netx_problems, read_netx
@@ -69,3 +77,20 @@ def run(args: argparse.Namespace) -> int:
     if network.float_model is None:
         print("  no float model inside: --engine float and fidelity reports need the source checkpoint")
     return 0
+
+
+def _inspect_spiking_ssm(args: argparse.Namespace) -> bool:
+    """Print the float model of a SpikingSSM checkpoint or NIR file; False for any other model (whose
+    inspection is its artifact's)."""
+    from silif_deploy.converters.files import sha256_file
+    from silif_deploy.deploy.engines import float_model_options, is_spiking_ssm, load_float_model
+
+    model = load_float_model(args.artifact, **float_model_options(args))
+    if not is_spiking_ssm(model):
+        return False
+    from silif_deploy.converters.families.spiking_ssm import describe
+
+    print(f"float model: {args.artifact} (sha256 {sha256_file(args.artifact)})")
+    for line in describe(model):
+        print(line)
+    return True

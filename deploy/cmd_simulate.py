@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from silif_deploy.deploy.arg_types import positive_int
 from silif_deploy.deploy.batching import BATCH_SIZE
-from silif_deploy.deploy.engines import ENGINES
+from silif_deploy.deploy.engines import ENGINES, add_float_model_arguments
 
 HELP = "run a checkpoint, NIR file or fixed-point artifact on an input and write OUT.h5 or OUT.npz"
 
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(state_<name>), or all")
     p.add_argument("--engine", choices=ENGINES, default=None, help="default: fixed for an artifact, float otherwise")
     p.add_argument("--model-type", default=None, help="needed for adLIF / cAdLIF checkpoints (identical keys)")
+    add_float_model_arguments(p)
     p.add_argument("--record-states", action="store_true", help="the same as adding states to --record")
     p.add_argument("--report", default=None,
                    help="write the per-layer report (JSON) for this input (with OUT, or neither; needs the exact model, "
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.files import atomic_outputs, provenance, sha256_file
     from silif_deploy.deploy import sharding
-    from silif_deploy.deploy.engines import open_engine
+    from silif_deploy.deploy.engines import float_model_options, is_spiking_ssm, open_engine
     from silif_deploy.deploy.simulation_output import SimulationWriter, output_format, parse_record
     from silif_deploy.errors import SilifDeployError
 
@@ -55,9 +56,15 @@ def run(args: argparse.Namespace) -> int:
     if scheduler is not None and args.report:
         raise SilifDeployError("--report runs in this process; drop --scheduler, or run `silif-deploy report "
                                "ARTIFACT --input X --scheduler ADDRESS` for the report of a large input")
+    options = float_model_options(args)
+    if scheduler is not None and options != float_model_options(argparse.Namespace()):
+        raise SilifDeployError("--neuron and --norm-placement apply in this process; drop --scheduler")
     engine = open_engine(args.model, args.engine, model_type=args.model_type, record_states="states" in record,
                          keep_spikes="spikes" in record or args.report is not None,
-                         exact_for="--report" if args.report else None)
+                         exact_for="--report" if args.report else None, **options)
+    if args.report and engine.float_model is not None and is_spiking_ssm(engine.float_model):
+        raise SilifDeployError(f"--report compares fixed point with float, and fixed point for the "
+                               f"{engine.float_model.config.family} family is not available yet: drop --report")
     with contextlib.ExitStack() as stack:
         if scheduler is None:
             source, report = _open_here(args, engine)

@@ -52,14 +52,21 @@ def default_engine(path: str | os.PathLike) -> str:
     return "fixed" if source_kind(path) == "artifact" else "float"
 
 
-def load_float_model(path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros"):
-    """The float PyTorch model behind any source (an artifact remembers the float network it came from)."""
+def load_float_model(
+    path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros",
+    neuron: str | None = None, prenorm: bool | None = None,
+):
+    """The float PyTorch model behind any source (an artifact remembers the float network it came from).
+    ``neuron`` and ``prenorm`` are SpikingSSM options (:func:`float_model_options`)."""
     require_file(path, "model")
     kind = source_kind(path)
     if kind == "checkpoint":
         from silif_deploy.converters.checkpoint import load_model
 
-        return load_model(path, model_type=model_type, init_state=init_state)
+        return load_model(path, model_type=model_type, init_state=init_state, neuron=neuron, prenorm=prenorm)
+    if neuron not in (None, "lif") or prenorm is not None:
+        raise SilifDeployError(f"'{path}': --neuron and --norm-placement choose how a SpikingSSM checkpoint is read; "
+                               "a NIR file or an artifact already says it (its neuron is the exact LIF)")
     if kind == "nir":
         from silif_deploy.converters.nir_import import model_from_nir_file
 
@@ -67,6 +74,52 @@ def load_float_model(path: str | os.PathLike, model_type: str | None = None, ini
     from silif_deploy.converters.artifact import float_model_from_artifact
 
     return float_model_from_artifact(path)
+
+
+def add_float_model_arguments(p) -> None:
+    """The options of the commands that build the float model from a SpikingSSM checkpoint."""
+    p.add_argument("--neuron", choices=("lif", "sdn"), default=None,
+                   help="SpikingSSM checkpoints: lif (default: the exact LIF, what export deploys) or sdn (the "
+                        "authors' surrogate dynamic network: reproduces their numbers)")
+    p.add_argument("--norm-placement", choices=("pre", "post"), default=None,
+                   help="SpikingSSM checkpoints in the authors' flat layout, which do not record it: pre (pre-norm "
+                        "BatchNorm) or post (the authors' post-norm, whose norms never act)")
+
+
+def float_model_options(args) -> dict:
+    """``neuron`` and ``prenorm`` for :func:`load_float_model` from :func:`add_float_model_arguments`'s options."""
+    placement = getattr(args, "norm_placement", None)
+    return {"neuron": getattr(args, "neuron", None), "prenorm": None if placement is None else placement == "pre"}
+
+
+def is_spiking_ssm(model) -> bool:
+    """Whether ``model`` is a SpikingSSM / binary-S4D float model (no fixed point for these yet)."""
+    from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet
+
+    return isinstance(model, SpikingSSMNet)
+
+
+def _refuse_spiking_ssm_fixed_point(path: str | os.PathLike, engine: str) -> None:
+    """One line when a checkpoint or NIR file holds a SpikingSSM, for which no fixed point exists yet."""
+    kind = source_kind(path)
+    try:
+        if kind == "checkpoint":
+            from silif_deploy.converters.checkpoint import load_weights
+            from silif_deploy.converters.families.spiking_ssm import detect_checkpoint, peek_config
+
+            found = detect_checkpoint(load_weights(path)[1])
+            config = None if found is None else peek_config(found)
+        else:
+            from silif_deploy.converters.nir_import import model_from_nir_file
+
+            model = model_from_nir_file(path)
+            config = model.config if is_spiking_ssm(model) else None
+    except SilifDeployError:
+        return  # not readable as a SpikingSSM: the caller's own message follows
+    if config is not None:
+        from silif_deploy.converters.families.spiking_ssm import refuse_fixed_point
+
+        refuse_fixed_point(config, f"'{path}' on engine '{engine}'")
 
 
 @dataclass
@@ -94,11 +147,14 @@ def open_engine(
     record_states: bool = False,
     keep_spikes: bool = True,
     exact_for: str | None = None,
+    neuron: str | None = None,
+    prenorm: bool | None = None,
 ) -> Engine:
     """Open the model in ``path`` on ``engine`` (default: fixed for an artifact, float otherwise).
     ``keep_spikes=False`` lets the fixed engine skip the hidden spike rasters (``spikes`` is empty;
     ``diagnostics["spike_counts"]`` still counts them). ``exact_for``: what needs the exact model
-    (an option, ``"--report"``): a lif-compat NIR file, which only runs lossily, is then refused."""
+    (an option, ``"--report"``): a lif-compat NIR file, which only runs lossily, is then refused.
+    ``neuron``, ``prenorm``: :func:`float_model_options` (SpikingSSM checkpoints on the float engine)."""
     engine = engine or default_engine(path)
     if engine not in ENGINES:
         raise SilifDeployError(f"unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}")
@@ -107,10 +163,11 @@ def open_engine(
         if lossy is not None:
             return lossy
     if engine == "float":
-        model = load_float_model(path, model_type=model_type)
+        model = load_float_model(path, model_type=model_type, neuron=neuron, prenorm=prenorm)
         return Engine("float", model.config.n_inputs, list(model.config.hidden_sizes),
                       lambda x: model.run(x, record_states=record_states), float_model=model)
     if source_kind(path) != "artifact":
+        _refuse_spiking_ssm_fixed_point(path, engine)
         raise SilifDeployError(
             f"engine '{engine}' runs a fixed-point artifact; make one first: silif-deploy export {path} --target loihi2"
         )

@@ -759,6 +759,16 @@ def model_from_checkpoint(
     return model_from_state(found.state, config)
 
 
+def peek_config(found: SpikingSSMCheckpoint) -> SpikingSSMConfig:
+    """The family and sizes of a detected checkpoint without building it (for refusals): where the
+    norms act changes neither, so a file that does not say is read as post-norm here."""
+    prenorm = (found.saved or {}).get("prenorm")
+    hyper_model = (found.hyper or {}).get("model")
+    if prenorm is None and not (isinstance(hyper_model, Mapping) and isinstance(hyper_model.get("prenorm"), bool)):
+        prenorm = False
+    return infer_config(found.state, prenorm=prenorm, hyper=found.hyper)
+
+
 _TRAINING_FIELDS = ("norm", "dropout", "dt_min", "dt_max", "ssm_lr")
 """Config fields our checkpoints record that the tensors' keys and shapes do not determine."""
 
@@ -812,6 +822,42 @@ def parameter_counts(model: SpikingSSMNet) -> dict[str, int]:
         counts[name.split(".", 1)[0]] += p.numel()
     counts["total"] = sum(counts.values())
     return counts
+
+
+@torch.no_grad()
+def describe(model: SpikingSSMNet) -> list[str]:
+    """What ``silif-deploy inspect`` prints for a SpikingSSM / binary-S4D float model: family (binary
+    S4D labelled a reconstruction), sizes, norm placement, neuron, parameters, and per block the range
+    of |λ| and θ, and what the deployment chain can do with it today."""
+    cfg = model.config
+    label = BINARY_S4D_LABEL if cfg.family == FAMILY_BINARY_S4D else "SpikingSSM (Shen et al., AAAI 2025)"
+    soma = {"lif": f"exact LIF (tau {LIF_TAU}, threshold 1, hard reset to 0, spike when >=)",
+            "sdn": "the authors' SDN (surrogate dynamic network, 153 frozen weights)",
+            "heaviside": "Heaviside [y >= 0] (no membrane)"}[cfg.neuron]
+    counts = parameter_counts(model)
+    lines = [
+        f"model: {label}",
+        f"  {cfg.d_input} inputs -> encoder -> {cfg.n_layers} blocks of H = {cfg.d_model} channels, N = {cfg.d_state} "
+        f"({cfg.d_state // 2} complex modes per channel) -> mean over time -> decoder -> {cfg.n_classes} classes",
+        f"  kernel {'SSMKernelDiag (trainable B)' if cfg.trainable_B else 'S4DKernel'}; "
+        f"{'bidirectional (looks ahead: float only)' if cfg.bidirectional else 'causal'}; "
+        f"{'pre-norm ' + ('BatchNorm' if cfg.norm == 'batch' else 'LayerNorm') if cfg.prenorm else 'post-norm (the norms are computed and discarded)'}",
+        f"  neuron: {soma}",
+        f"  parameters: {counts['total']:,} (encoder {counts['encoder']:,}, backbone {counts['backbone']:,}, "
+        f"decoder {counts['decoder']:,})",
+        "blocks:",
+    ]
+    for i, layer in enumerate(model.backbone.s4_layers):
+        p = layer.s4d_params() if not cfg.bidirectional else None
+        if p is None:
+            lines.append(f"  block {i}: bidirectional kernel (no streaming form)")
+            continue
+        mag, theta = p.lam.abs(), p.theta
+        lines.append(f"  block {i}: |lambda| {float(mag.min()):.6f}…{float(mag.max()):.6f}, threshold theta "
+                     f"{float(theta.min()):.4g}…{float(theta.max()):.4g}, D {float(p.d.min()):.4g}…{float(p.d.max()):.4g}")
+    lines.append("deployment: --target nir (exact round trip); fixed point (loihi2, netx, --engine fixed/lava) is not "
+                 "available yet for this family")
+    return lines
 
 
 def make_optimizer(model: nn.Module, lr: float = 0.01, weight_decay: float = 0.01) -> torch.optim.AdamW:
