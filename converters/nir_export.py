@@ -258,7 +258,16 @@ def write_nir(
     model, path: str | os.PathLike, source_sha256: str | None = None, profile: str = "exact",
     folded: FloatNetwork | None = None,
 ) -> Path:
-    """Write :func:`to_nir` of ``model`` to ``path`` with ``nir.write``, atomically; return the path."""
+    """Write :func:`to_nir` of ``model`` to ``path`` with ``nir.write``, atomically; return the path.
+    A SpikingSSM / binary-S4D model is written by :mod:`.nir_spiking_ssm` (exact profile only)."""
+    from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet
+
+    if isinstance(model, SpikingSSMNet):
+        if profile != "exact":
+            raise SilifDeployError(f"a {model.config.family} model has only the exact NIR profile, not '{profile}'")
+        from silif_deploy.converters.nir_spiking_ssm import write_nir as write_spiking_ssm
+
+        return write_spiking_ssm(model, path, source_sha256=source_sha256)
     graph = to_nir(model, source_sha256=source_sha256, profile=profile, folded=folded)
     target = Path(path)
     with atomic_output(target) as tmp:

@@ -110,7 +110,8 @@ def check_round_trip(path: str | os.PathLike, expected) -> None:
 
 
 def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
-    """Rebuild the eval-mode ``SpikingNetwork`` of an exact-profile graph written by :mod:`nir_export`.
+    """Rebuild the eval-mode ``SpikingNetwork`` of an exact-profile graph written by :mod:`nir_export`
+    (a SpikingSSM / binary-S4D graph: its ``SpikingSSMNet``, :mod:`nir_spiking_ssm`).
 
     The float32 outputs equal the exported model's bit for bit. ``source`` names the graph in errors.
     """
@@ -126,6 +127,12 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
             f"{source} is a lossy '{meta.get('nir_ext_profile')}' export and cannot be rebuilt; "
             "export the checkpoint with --nir-profile exact"
         )
+    from silif_deploy.converters.nir_spiking_ssm import is_spiking_ssm_graph
+
+    if is_spiking_ssm_graph(graph):
+        from silif_deploy.converters.nir_spiking_ssm import from_nir as spiking_ssm_from_nir
+
+        return spiking_ssm_from_nir(graph, source)
     config = _config(meta, source)  # NetworkConfig refuses an unknown model type
     kind, n_hidden = config["model_type"], len(config["hidden_sizes"])
     template = graph_template(kind, n_hidden)

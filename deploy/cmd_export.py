@@ -66,6 +66,13 @@ def _export_nir(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
 
 def _write_checked_nir(model, path: Path, source_sha256: str) -> None:
+    if is_spiking_ssm(model):
+        from silif_deploy.converters.nir_export import write_nir
+        from silif_deploy.converters.nir_spiking_ssm import check_round_trip
+
+        write_nir(model, path, source_sha256=source_sha256)
+        check_round_trip(path, model)
+        return
     from silif_deploy.converters.float_params import float_network
     from silif_deploy.converters.nir_export import write_nir
     from silif_deploy.converters.nir_import import check_round_trip
