@@ -38,8 +38,9 @@ import nir
 import numpy as np
 
 from silif_deploy.converters.families import spiking_ssm as ssm
+from silif_deploy.converters.families.resonate import read_rotation, rotation_body
 from silif_deploy.converters.files import atomic_output, provenance
-from silif_deploy.converters.nir_body import BodyReader, Template, agree, assemble, f32, li, node_names, payload
+from silif_deploy.converters.nir_body import BodyReader, Template, agree, assemble, f32, node_names, payload
 from silif_deploy.converters.nir_export import NIR_EXT, NIR_EXT_VERSION, _numpy
 from silif_deploy.converters.nir_interpret import PER_STEP_READING, li_step
 from silif_deploy.errors import SilifDeployError
@@ -110,30 +111,27 @@ def _marker(kind: str, **extra: Any) -> dict[str, Any]:
     return {"nir_ext": kind, "nir_ext_version": NIR_EXT_VERSION, **extra}
 
 
+def _s4d_matrices(block: ssm.S4DBlockArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(spread (H·N/2, H): u_h into every mode of channel h; the p and q readouts (H, H·N/2):
+    2·Re C′/θ_h and −2·Im C′/θ_h on the modes of channel h), in float64."""
+    h, n2 = block.lam.shape
+    spread = np.kron(np.eye(h), np.ones((n2, 1)))
+    c = block.c.reshape(-1) / np.repeat(block.theta, n2)
+    return spread, spread.T * 2.0 * c.real, spread.T * -2.0 * c.imag
+
+
 def _s4d_body(block: ssm.S4DBlockArrays) -> dict[str, nir.NIRNode]:
     """The recurrence and readout of one block as primitives (module docstring)."""
-    h, n2 = block.lam.shape
-    lam = block.lam.reshape(-1)
-    magnitude = np.abs(lam)
-    degenerate = (magnitude <= 0) | (magnitude >= 1)
-    tau = f32(-DT / np.log(np.where(degenerate, 0.5, magnitude)))
-    d, weight = li_step(tau, DT)
-    k = 1.0 / weight
-    spread = np.kron(np.eye(h), np.ones((n2, 1)))  # (H·N/2, H): u_h into every mode of channel h
-    gather = np.kron(np.eye(h), np.ones((1, n2)))  # (H, H·N/2)
-    c, theta = block.c.reshape(-1), np.repeat(block.theta, n2)  # y_h / theta_h: each mode's column of channel h
+    h = block.lam.shape[0]
+    rotation, k, _ = rotation_body(block.lam.reshape(-1), DT)
+    spread, p2y, q2y = _s4d_matrices(block)
     return {
         "in": nir.Input(np.array([h])),
         "in2p": nir.Linear(f32(spread * k[:, None])),
-        "p": li(tau),
-        "q": li(tau.copy()),
-        "p2y": nir.Linear(f32(gather * 2.0 * c.real / theta)),
-        "q2y": nir.Linear(f32(gather * -2.0 * c.imag / theta)),
+        **rotation,
+        "p2y": nir.Linear(f32(p2y)),
+        "q2y": nir.Linear(f32(q2y)),
         "in2y": nir.Scale(f32(block.d / block.theta)),
-        "p2p": nir.Scale(f32((lam.real - d) * k)),
-        "q2p": nir.Scale(f32(-lam.imag * k)),
-        "p2q": nir.Scale(f32(lam.imag * k)),
-        "q2q": nir.Scale(f32((lam.real - d) * k)),
         "out": nir.Output(np.array([h])),
     }
 
@@ -294,23 +292,13 @@ def _check_s4d(graph: nir.NIRGraph, block: ssm.S4DBlockArrays, label: str, templ
             raise SilifDeployError(f"{label}: payload '{key}' differs from the one its trained parameters give; "
                                    "the file was edited or damaged: re-export it")
     body = BodyReader(graph, template, label)
-    body.li("p")
-    body.li("q")
-    agree(label, "q time constant", body.tau("q"), body.tau("p"))
-    d, weight = li_step(body.tau("p"), body.dt)
-    lam = block.lam.reshape(-1)
-    h, n2 = block.lam.shape
-    agree(label, "Re lambda (p self-coupling)", d + weight * body.scale("p2p"), lam.real)
-    agree(label, "Re lambda (q self-coupling)", d + weight * body.scale("q2q"), lam.real)
-    agree(label, "Im lambda (q to p)", -weight * body.scale("q2p"), lam.imag)
-    agree(label, "Im lambda (p to q)", weight * body.scale("p2q"), lam.imag)
-    spread = np.kron(np.eye(h), np.ones((n2, 1)))
+    checks, weight = read_rotation(body, block.lam.reshape(-1))
+    for what, stated, expected in checks:
+        agree(label, what, stated, expected)
+    spread, p2y, q2y = _s4d_matrices(block)
     agree(label, "input spread", weight[:, None] * graph.nodes[body.names["in2p"]].weight, spread)
-    theta = np.repeat(block.theta, n2)
-    gather = np.kron(np.eye(h), np.ones((1, n2)))
-    c = block.c.reshape(-1)
-    agree(label, "2 Re C'/theta (p readout)", graph.nodes[body.names["p2y"]].weight, gather * 2.0 * c.real / theta)
-    agree(label, "-2 Im C'/theta (q readout)", graph.nodes[body.names["q2y"]].weight, gather * -2.0 * c.imag / theta)
+    agree(label, "2 Re C'/theta (p readout)", graph.nodes[body.names["p2y"]].weight, p2y)
+    agree(label, "-2 Im C'/theta (q readout)", graph.nodes[body.names["q2y"]].weight, q2y)
     agree(label, "D/theta", body.scale("in2y"), block.d / block.theta)
 
 

@@ -173,26 +173,55 @@ def rf_terms(c: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lam, np.full(lam.shape, euler_dt), np.full(lam.shape, -1.0 + 0j)
 
 
-def build_body(c: dict[str, np.ndarray], dt: float, what: str, terms, reset_q: bool) -> tuple[dict, dict]:
-    """p and q decay by |λ|; the Scale self- and cross-couplings (back-edges) add the rotation,
-    ``p2p = (Re λ − d)/(1 − d)``, ...; |λ| outside (0, 1) decays by 1/2 (the couplings carry the rest)."""
-    lam, gain, kick = terms(c)
+def rotation_body(lam: np.ndarray, dt: float) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The 2×2 real block of λ as primitives, written once for C-SiLIF, RF and SpikingSSM's S4D.
+
+    Returns the nodes ``p``, ``q`` (LIs decaying by d = |λ|) and the Scale self- and cross-couplings
+    (back-edges) ``p2p = q2q = (Re λ − d)·k``, ``q2p = −Im λ·k``, ``p2q = Im λ·k``, with k = 1/(1 − d)
+    the gain an input into p must also carry, and the mask of degenerate |λ| (outside (0, 1): decay
+    by 1/2, the couplings carry the rest). Under the per-step reading, p + iq ← λ·(p + iq) + input.
+    """
     magnitude = np.abs(lam)
     degenerate = (magnitude <= 0) | (magnitude >= 1)
     tau = f32(-dt / np.log(np.where(degenerate, 0.5, magnitude)))
     d, weight = li_step(tau, dt)
     k = 1.0 / weight
-    h = lam.shape[0]
     nodes = {
-        "in": nir.Input(np.array([h])),
-        "in2p": nir.Scale(f32(gain * k)),
         "p": li(tau),
         "q": li(tau.copy()),
-        "spk": threshold(h),
         "p2p": nir.Scale(f32((lam.real - d) * k)),
         "q2p": nir.Scale(f32(-lam.imag * k)),
         "p2q": nir.Scale(f32(lam.imag * k)),
         "q2q": nir.Scale(f32((lam.real - d) * k)),
+    }
+    return nodes, k, degenerate
+
+
+def read_rotation(body: BodyReader, lam: np.ndarray) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], np.ndarray]:
+    """What :func:`rotation_body` states, read from the primitives, beside λ: (the (what, stated,
+    expected) pairs, the LI input weight 1 − d that the caller's input gains are read with)."""
+    body.li("p")
+    body.li("q")
+    d, weight = li_step(body.tau("p"), body.dt)
+    return [
+        ("q time constant", body.tau("q"), body.tau("p")),
+        ("Re lambda (p self-coupling)", d + weight * body.scale("p2p"), lam.real),
+        ("Re lambda (q self-coupling)", d + weight * body.scale("q2q"), lam.real),
+        ("Im lambda (q to p)", -weight * body.scale("q2p"), lam.imag),
+        ("Im lambda (p to q)", weight * body.scale("p2q"), lam.imag),
+    ], weight
+
+
+def build_body(c: dict[str, np.ndarray], dt: float, what: str, terms, reset_q: bool) -> tuple[dict, dict]:
+    """The rotation (:func:`rotation_body`), the input gain into p, the threshold and the spike kicks."""
+    lam, gain, kick = terms(c)
+    rotation, k, degenerate = rotation_body(lam, dt)
+    h = lam.shape[0]
+    nodes = {
+        "in": nir.Input(np.array([h])),
+        "in2p": nir.Scale(f32(gain * k)),
+        "spk": threshold(h),
+        **rotation,
         "s2p": nir.Scale(f32(kick.real * k)),
         "out": nir.Output(np.array([h])),
     }
@@ -203,15 +232,9 @@ def build_body(c: dict[str, np.ndarray], dt: float, what: str, terms, reset_q: b
 
 def read_body(body: BodyReader, meta: dict[str, Any], terms, keys: tuple[str, ...], reset_q: bool) -> Iterator:
     """What :func:`build_body` states, read from the primitives, beside the payload's values."""
-    body.li("p")
-    body.li("q")
-    yield "q time constant", body.tau("q"), body.tau("p")
-    d, weight = li_step(body.tau("p"), body.dt)
     lam, gain, kick = terms({k: payload(meta, k, body.label) for k in keys})
-    yield "Re lambda (p self-coupling)", d + weight * body.scale("p2p"), lam.real
-    yield "Re lambda (q self-coupling)", d + weight * body.scale("q2q"), lam.real
-    yield "Im lambda (q to p)", -weight * body.scale("q2p"), lam.imag
-    yield "Im lambda (p to q)", weight * body.scale("p2q"), lam.imag
+    checks, weight = read_rotation(body, lam)
+    yield from checks
     yield "input gain", weight * body.scale("in2p"), gain
     yield "reset into p", weight * body.scale("s2p"), kick.real
     if reset_q:
