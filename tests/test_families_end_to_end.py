@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-import test_families_hw  # noqa: F401  (registers the families' scalar rules with the reference)
-from test_bit_accuracy import assert_matches_reference
-from test_families_float import counts, model
 
-from silif_deploy.converters.artifact import read_artifact
-from silif_deploy.converters.checkpoint import save_checkpoint
-from silif_deploy.deploy.cli import main
-from silif_deploy.hw_models.simulator import simulate
+torch = pytest.importorskip("torch")  # the Lava environment has none: this chain starts from a checkpoint
+
+import test_families_hw  # noqa: E402, F401  (registers the families' scalar rules with the reference)
+from test_bit_accuracy import assert_matches_reference  # noqa: E402
+from test_families_float import counts, model  # noqa: E402
+
+from silif_deploy.converters.artifact import read_artifact  # noqa: E402
+from silif_deploy.converters.checkpoint import save_checkpoint  # noqa: E402
+from silif_deploy.deploy.cli import main  # noqa: E402
+from silif_deploy.hw_models.simulator import simulate  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
