@@ -38,7 +38,6 @@ import numpy as np
 from silif_deploy.converters.files import atomic_output, require_file
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse, weight_grid
-from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.network import (
     Add, Dense, FixedLayer, FixedPointNetwork, Neurons, SoftmaxSum, Stage, graph_problem, inputs_of,
 )
@@ -263,8 +262,7 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
     prof = network.profile
     one = 1 << prof.coefficient_bits
     half = prof.state_max + 1
-    rules = {"membrane": OVERFLOW_CODES[prof.membrane_overflow], "adaptation": OVERFLOW_CODES[prof.adaptation_overflow],
-             "current": OVERFLOW_CODES[prof.current_overflow]}
+    rules = prof.overflow_codes
     m_max = (1 << (prof.bias_mantissa_bits - 1)) - 1
     bias_limit = m_max << prof.bias_exponent_max
 

@@ -42,7 +42,6 @@ from silif_deploy.converters.float_params import FloatLayer, FloatNetwork
 from silif_deploy.converters.quantize_rules import quantize_bias, quantize_weights, state_scale
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
-from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
 from silif_deploy.hw_models.profile import HardwareProfile
 
@@ -70,8 +69,7 @@ def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: floa
     params, kind_diag = kind.quantize(layer, QuantizedInput(
         bias=bias, threshold=scale, row_scale=row_scale, half=profile.state_max + 1,
         frac_bits=profile.coefficient_bits, input_shift=profile.input_shift,
-        membrane_mode=OVERFLOW_CODES[profile.membrane_overflow],
-        adaptation_mode=OVERFLOW_CODES[profile.adaptation_overflow],
+        overflow=profile.overflow_codes,
     ))
     diag.update(kind_diag)
     synapse = DenseSynapse(w_int, w_exp, profile.weight_bits, graded)

@@ -54,6 +54,14 @@ class HardwareProfile:
         return (1 << (self.state_bits - 1)) - 1
 
     @property
+    def overflow_codes(self) -> dict[str, int]:
+        """The overflow rule of each state class, by the name kinds declare it with
+        (``NeuronKind.overflow_rules``): "current", "membrane", "adaptation" → 0 wrap, 1 saturate."""
+        from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES  # lazily: it loads numba, profiles load at CLI start
+
+        return {rule: OVERFLOW_CODES[getattr(self, f"{rule}_overflow")] for rule in ("current", "membrane", "adaptation")}
+
+    @property
     def max_threshold(self) -> int:
         return ((1 << self.threshold_mantissa_bits) - 1) << self.threshold_exponent
 

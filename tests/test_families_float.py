@@ -229,4 +229,4 @@ def test_synlif_quantizes_into_its_record():
         assert np.array_equal(p.beta, np.rint(c["beta"] * 2**f).astype(np.int64))
         assert np.array_equal(p.gain, 2**f - p.alpha) and p.threshold == layer.scale
         assert p.v_mode == OVERFLOW_CODES[profile.membrane_overflow]
-        assert p.i_mode == OVERFLOW_CODES[profile.adaptation_overflow]
+        assert p.i_mode == OVERFLOW_CODES[profile.current_overflow]

@@ -271,7 +271,7 @@ def quantize(layer, q: QuantizedInput, adaptive: bool = True) -> tuple[AdaptiveP
     params = AdaptiveParams(
         alpha=alpha, gain=one - alpha, beta=beta, a=a, b_spike=np.rint(c["b"] * q.threshold).astype(np.int64),
         bias=q.bias, threshold=q.threshold, frac_bits=f, input_shift=q.input_shift, half=q.half,
-        u_mode=q.membrane_mode, w_mode=q.adaptation_mode,
+        u_mode=q.overflow["membrane"], w_mode=q.overflow["adaptation"],
     )
     diag = {
         "alpha_zero_memoryless": int(np.count_nonzero(alpha == 0)),

@@ -33,8 +33,7 @@ class QuantizedInput(NamedTuple):
     """The parts of a hidden layer's quantization that every family shares, handed to its ``quantize``.
 
     ``bias`` (integer, scaled by the state scale and the row stretches), ``threshold`` θ = S,
-    ``row_scale`` r_n, ``half`` = 2^(state bits − 1), ``frac_bits`` F, ``input_shift``, and the
-    overflow codes of the membrane and adaptation states.
+    ``row_scale`` r_n, ``half`` = 2^(state bits − 1), ``frac_bits`` F, ``input_shift``, and ``overflow``.
     """
 
     bias: np.ndarray
@@ -43,8 +42,9 @@ class QuantizedInput(NamedTuple):
     half: int
     frac_bits: int
     input_shift: int
-    membrane_mode: int
-    adaptation_mode: int
+    overflow: dict[str, int]
+    """The profile's overflow code per state class ("current", "membrane", "adaptation"): the
+    family's record takes the one its hardware kind declares for each state."""
 
 
 @dataclass(frozen=True)

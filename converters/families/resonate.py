@@ -304,7 +304,7 @@ def quantize(layer, q: QuantizedInput, reset_first: int) -> tuple[ResonateParams
     gain = round_coefficients(layer.gain / q.row_scale, f)
     params = ResonateParams(
         lam_re=lam_re, lam_im=lam_im, gain=gain, bias=q.bias, threshold=q.threshold, frac_bits=f,
-        input_shift=q.input_shift, half=q.half, mode=q.membrane_mode, reset_first=reset_first,
+        input_shift=q.input_shift, half=q.half, mode=q.overflow["membrane"], reset_first=reset_first,
     )
     mag = np.hypot(lam_re, lam_im)
     return params, {

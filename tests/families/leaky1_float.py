@@ -102,7 +102,7 @@ def quantize(layer, q: QuantizedInput) -> tuple[LeakyParams, dict[str, int]]:
     one = 1 << q.frac_bits
     alpha = round_coefficients(layer.coefficients["alpha"], q.frac_bits)
     params = LeakyParams(alpha=alpha, gain=one - alpha, bias=q.bias, threshold=q.threshold, frac_bits=q.frac_bits,
-                         input_shift=q.input_shift, half=q.half, mode=q.membrane_mode)
+                         input_shift=q.input_shift, half=q.half, mode=q.overflow["membrane"])
     return params, {"alpha_zero_memoryless": int(np.count_nonzero(alpha == 0)),
                     "alpha_one_no_input": int(np.count_nonzero(alpha == one))}
 

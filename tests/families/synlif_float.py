@@ -122,7 +122,7 @@ def quantize(layer, q: QuantizedInput) -> tuple[SynLifParams, dict[str, int]]:
     alpha, beta = round_coefficients(c["alpha"], q.frac_bits), round_coefficients(c["beta"], q.frac_bits)
     params = SynLifParams(alpha=alpha, gain=one - alpha, beta=beta, bias=q.bias, threshold=q.threshold,
                           frac_bits=q.frac_bits, input_shift=q.input_shift, half=q.half,
-                          i_mode=q.adaptation_mode, v_mode=q.membrane_mode)
+                          i_mode=q.overflow["current"], v_mode=q.overflow["membrane"])
     return params, {"alpha_zero_memoryless": int(np.count_nonzero(alpha == 0)),
                     "alpha_one_no_input": int(np.count_nonzero(alpha == one)),
                     "beta_one_perfect_integrator": int(np.count_nonzero(beta == one))}
