@@ -235,7 +235,8 @@ def _lif_compat_graph(model, folded: FloatNetwork, metadata: dict[str, Any]) -> 
 
 def to_nir(model, source_sha256: str | None = None, profile: str = "exact",
            folded: FloatNetwork | None = None) -> nir.NIRGraph:
-    """The NIR graph of a float ``SpikingNetwork`` (see the module docstring and ``docs/nir.md``).
+    """The NIR graph of a float ``SpikingNetwork`` (see the module docstring and ``docs/nir.md``), or of
+    a ``SpikingSSMNet`` (:mod:`.nir_spiking_ssm`, exact profile only).
 
     ``source_sha256`` defaults to the model's own ``source_sha256`` (set by ``load_model``).
     ``profile`` is ``"exact"`` (default; round-trips bit-exactly) or ``"lif-compat"`` (lossy).
@@ -244,6 +245,14 @@ def to_nir(model, source_sha256: str | None = None, profile: str = "exact",
     """
     if profile not in PROFILES:
         raise SilifDeployError(f"unknown NIR profile '{profile}'; choose one of: {', '.join(PROFILES)}")
+    from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet
+
+    if isinstance(model, SpikingSSMNet):  # a whole-network family: its graph is nir_spiking_ssm's
+        if profile != "exact":
+            raise SilifDeployError(f"a {model.config.family} model has only the exact NIR profile, not '{profile}'")
+        from silif_deploy.converters.nir_spiking_ssm import to_nir as spiking_ssm_to_nir
+
+        return spiking_ssm_to_nir(model, source_sha256=source_sha256)
     source_sha256 = source_sha256 or getattr(model, "source_sha256", None)
     folded = folded if folded is not None else float_network(model)
     if profile == "exact":
@@ -258,16 +267,7 @@ def write_nir(
     model, path: str | os.PathLike, source_sha256: str | None = None, profile: str = "exact",
     folded: FloatNetwork | None = None,
 ) -> Path:
-    """Write :func:`to_nir` of ``model`` to ``path`` with ``nir.write``, atomically; return the path.
-    A SpikingSSM / binary-S4D model is written by :mod:`.nir_spiking_ssm` (exact profile only)."""
-    from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet
-
-    if isinstance(model, SpikingSSMNet):
-        if profile != "exact":
-            raise SilifDeployError(f"a {model.config.family} model has only the exact NIR profile, not '{profile}'")
-        from silif_deploy.converters.nir_spiking_ssm import write_nir as write_spiking_ssm
-
-        return write_spiking_ssm(model, path, source_sha256=source_sha256)
+    """Write :func:`to_nir` of ``model`` to ``path`` with ``nir.write``, atomically; return the path."""
     graph = to_nir(model, source_sha256=source_sha256, profile=profile, folded=folded)
     target = Path(path)
     with atomic_output(target) as tmp:

@@ -39,7 +39,7 @@ import numpy as np
 
 from silif_deploy.converters.families import spiking_ssm as ssm
 from silif_deploy.converters.families.resonate import read_rotation, rotation_body
-from silif_deploy.converters.files import atomic_output, provenance
+from silif_deploy.converters.files import provenance
 from silif_deploy.converters.nir_body import BodyReader, Template, agree, assemble, f32, node_names, payload
 from silif_deploy.converters.nir_export import NIR_EXT, NIR_EXT_VERSION, _numpy
 from silif_deploy.converters.nir_interpret import PER_STEP_READING, li_step
@@ -202,15 +202,6 @@ def to_nir(model: ssm.SpikingSSMNet, source_sha256: str | None = None) -> nir.NI
         "config_json": json.dumps(ssm.SpikingSSMConfig.to_dict(cfg), sort_keys=True),
     }
     return assemble(graph_template(cfg), nodes, metadata)
-
-
-def write_nir(model: ssm.SpikingSSMNet, path: str | os.PathLike, source_sha256: str | None = None) -> Path:
-    """Write :func:`to_nir` with ``nir.write``, atomically."""
-    graph = to_nir(model, source_sha256=source_sha256)
-    target = Path(path)
-    with atomic_output(target) as tmp:
-        nir.write(tmp, graph)
-    return target
 
 
 # ------------------------------------------------------------------------------------------- reading

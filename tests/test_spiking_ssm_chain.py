@@ -29,7 +29,7 @@ from silif_deploy import SilifDeployError  # noqa: E402
 from silif_deploy.converters.checkpoint import save_checkpoint  # noqa: E402
 from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet, build_model, infer_config, read_state  # noqa: E402
 from silif_deploy.converters.nir_import import model_from_nir_file  # noqa: E402
-from silif_deploy.converters.nir_spiking_ssm import to_nir, write_nir  # noqa: E402
+from silif_deploy.converters.nir_export import to_nir, write_nir  # noqa: E402
 from silif_deploy.deploy.cli import main  # noqa: E402
 
 GOLDENS = REFERENCE / "spikingssm"

@@ -742,9 +742,11 @@ def model_from_checkpoint(
     ``target``: a hardware target, which refuses bidirectional models; ``model_type``, when given,
     must be the family found."""
     saved = found.saved or {}
+    hyper_model = (found.hyper or {}).get("model")
+    recorded = saved.get("prenorm", hyper_model.get("prenorm") if isinstance(hyper_model, Mapping) else None)
     try:
-        if prenorm is not None and "prenorm" in saved and prenorm != saved["prenorm"]:
-            raise SilifDeployError(f"it records prenorm={saved['prenorm']}; drop the norm placement option")
+        if prenorm is not None and isinstance(recorded, bool) and prenorm != recorded:
+            raise SilifDeployError(f"it records prenorm={recorded}; drop the norm placement option")
         config = infer_config(found.state, neuron=neuron or saved.get("neuron", "lif"),
                               prenorm=saved.get("prenorm", prenorm), hyper=found.hyper)
         if saved:  # what the tensors do not say (training settings, the norm kind) comes from the record
