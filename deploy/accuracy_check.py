@@ -53,7 +53,7 @@ def fixed_and_float_predictions(
     pass (each batch runs on both; the hidden spike rasters are not kept); with a ``scheduler``
     (:func:`~silif_deploy.deploy.sharding.scheduler_address`), as shards of ``shard_size`` samples
     on that Dask cluster, whose workers read the data themselves."""
-    model = load_float_model(model_path, model_type=model_type)
+    model = load_float_model(model_path, model_type=model_type, for_fixed_point="verify --data")
     if sharding.scheduler_address(scheduler) is not None:
         return _sharded_predictions(model, model_path, data_path, binning or model_binning(model), profile,
                                     model_type, scheduler, shard_size)

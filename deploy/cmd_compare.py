@@ -126,11 +126,11 @@ def _float_and_fixed(path: str, x, hardware, model_type: str | None):
     if source_kind(path) == "artifact":
         return float_model_from_artifact(path), read_artifact(path)
     try:
-        model = load_float_model(path)
+        model = load_float_model(path, for_fixed_point="compare")
     except SilifDeployError:
         if model_type is None:
             raise
-        model = load_float_model(path, model_type=model_type)
+        model = load_float_model(path, model_type=model_type, for_fixed_point="compare")
     return model, quantize_model(model, hardware, x)
 
 

@@ -54,10 +54,21 @@ def default_engine(path: str | os.PathLike) -> str:
 
 def load_float_model(
     path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros",
-    neuron: str | None = None, prenorm: bool | None = None,
+    neuron: str | None = None, prenorm: bool | None = None, for_fixed_point: str | None = None,
 ):
     """The float PyTorch model behind any source (an artifact remembers the float network it came from).
-    ``neuron`` and ``prenorm`` are SpikingSSM options (:func:`float_model_options`)."""
+    ``neuron`` and ``prenorm`` are SpikingSSM options (:func:`float_model_options`). ``for_fixed_point``:
+    the command that will quantize the model; a SpikingSSM, which has no fixed point yet, is then
+    refused in one line."""
+    model = _load_float_model(path, model_type, init_state, neuron, prenorm)
+    if for_fixed_point is not None and is_spiking_ssm(model):
+        from silif_deploy.converters.families.spiking_ssm import refuse_fixed_point
+
+        refuse_fixed_point(model.config, f"'{path}' for {for_fixed_point}")
+    return model
+
+
+def _load_float_model(path, model_type, init_state, neuron, prenorm):
     require_file(path, "model")
     kind = source_kind(path)
     if kind == "checkpoint":

@@ -127,7 +127,8 @@ def export_loihi2(
 
     started = time.perf_counter()
     hw = load_profile(profile)
-    model = model if model is not None else load_float_model(model_path, model_type=model_type)
+    model = model if model is not None else load_float_model(model_path, model_type=model_type,
+                                                             for_fixed_point="export --target loihi2")
     data = open_input(calibrate, n_channels=model.config.n_inputs) if calibrate is not None else None
     out = Path(outdir)
     name = model_name(Path(model_path))

@@ -269,7 +269,7 @@ def _checkpoints(paths: list[str], model_type: str | None, binning) -> list[_Che
 
     out = []
     for path in paths:
-        model = load_float_model(path, model_type=model_type)
+        model = load_float_model(path, model_type=model_type, for_fixed_point="sweep")
         out.append(_Checkpoint(str(path), Path(path).name, model_type, model.config.model_type, model.config.n_inputs,
                                binning or model_binning(model), sha256_file(path)))
     names = [c.name for c in out]

@@ -165,6 +165,10 @@ def test_cli_fixed_point_refused_in_one_line(tmp_path: Path, capsys) -> None:
         one_line_refusal(capsys, ["simulate", ckpt, "--engine", engine, "--input", str(x), "--out", str(out)],
                          "not available yet", engine)
         assert not out.exists()
+    for argv in (["verify", ckpt, "--data", str(x)], ["compare", ckpt, "--input", str(x)],
+                 ["sweep", ckpt, "--data", str(x), "--weight-bits", "8", "-o", str(tmp_path / "sweep")]):
+        one_line_refusal(capsys, argv, "not available yet", argv[0])
+    assert not (tmp_path / "sweep").exists()
     report = tmp_path / "r.json"
     one_line_refusal(capsys, ["simulate", ckpt, "--input", str(x), "--out", str(tmp_path / "o.npz"),
                               "--report", str(report)], "not available yet")
