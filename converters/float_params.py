@@ -9,6 +9,7 @@ cannot always be folded).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,10 @@ class FloatLayer:
     bias: np.ndarray
     gain: np.ndarray
     coefficients: dict[str, np.ndarray] = field(default_factory=dict)
+    stated: dict[str, Any] = field(default_factory=dict)
+    """The coefficients as the layer's forward pass computes them, in their own dtype (float32,
+    complex64), and its untrained constants (RF's Euler step): what the NIR payload states and
+    the NIR body is built from, so that NIR and quantization read one extraction."""
 
     @property
     def size(self) -> int:
@@ -55,6 +60,9 @@ def first_difference(a: FloatNetwork, b: FloatNetwork) -> str | None:
         if x.coefficients.keys() != y.coefficients.keys():
             return f"{where}: coefficients {sorted(x.coefficients)} against {sorted(y.coefficients)}"
         arrays |= {k: (v, y.coefficients[k]) for k, v in x.coefficients.items()}
+        if x.stated.keys() != y.stated.keys():
+            return f"{where}: stated coefficients {sorted(x.stated)} against {sorted(y.stated)}"
+        arrays |= {f"stated {k}": (np.asarray(v), np.asarray(y.stated[k])) for k, v in x.stated.items()}
         for name, (u, v) in arrays.items():
             if u.dtype != v.dtype or u.shape != v.shape or not np.array_equal(u, v):
                 return f"{where}: {name}"
@@ -71,6 +79,18 @@ def _fold_batchnorm(layer) -> tuple[np.ndarray, np.ndarray]:
     return weight, bias
 
 
+def native(tensor) -> np.ndarray | np.generic:
+    """A tensor's values in its own dtype; a 0-d tensor becomes a numpy scalar (HDF5 cannot
+    compress scalar datasets, which ``nir.write`` would try for a 0-d array)."""
+    array = tensor.detach().cpu().numpy().copy()
+    return array[()] if array.ndim == 0 else array
+
+
+def native_coefficients(layer) -> dict[str, np.ndarray | np.generic]:
+    """``layer.coefficients()`` (the discrete coefficients its recurrence uses) in their own dtypes."""
+    return {k: native(v) for k, v in layer.coefficients().items()}
+
+
 def float_network(model) -> FloatNetwork:
     """Extract a :class:`FloatNetwork` from a ``SpikingNetwork`` (coefficients exactly as its forward
     pass computes them; each family's ``extract`` gives its gain and coefficients)."""
@@ -83,11 +103,13 @@ def float_network(model) -> FloatNetwork:
     with torch.no_grad():
         for layer in model.hidden_layers:
             weight, bias = _fold_batchnorm(layer)
-            gain, coeffs = family(layer.model_type).extract(layer)
-            hidden.append(FloatLayer(layer.model_type, weight, bias, gain, coeffs))
+            kind = family(layer.model_type)
+            gain, coeffs = kind.extract(layer)
+            stated = {**native_coefficients(layer), **kind.nir.payload_extra(layer)}
+            hidden.append(FloatLayer(layer.model_type, weight, bias, gain, coeffs, stated))
         weight, bias = _fold_batchnorm(model.readout)
         gain, coeffs = readout.extract(model.readout)
-        readout_layer = FloatLayer(READOUT_KIND, weight, bias, gain, coeffs)
+        readout_layer = FloatLayer(READOUT_KIND, weight, bias, gain, coeffs, native_coefficients(model.readout))
     cfg = model.config
     return FloatNetwork(cfg.model_type, cfg.n_inputs, hidden, readout_layer)
 

@@ -35,7 +35,7 @@ import numpy as np
 from silif_deploy.converters.datasets import BINNING
 from silif_deploy.converters.families import family, readout
 from silif_deploy.converters.files import atomic_output, provenance
-from silif_deploy.converters.float_params import FloatNetwork, float_network
+from silif_deploy.converters.float_params import FloatLayer, FloatNetwork, float_network, native
 from silif_deploy.converters.nir_body import THRESHOLD, Template, assemble, f32
 from silif_deploy.converters.nir_interpret import PER_STEP_READING
 from silif_deploy.errors import SilifDeployError
@@ -111,20 +111,12 @@ def model_dt(config) -> tuple[float, str]:
     return DEFAULT_DT, f"default: the SSC 4 ms bin width {_SSC_MAX_TIME:g} s / {_SSC_STEPS - 1}"
 
 
-def _numpy(tensor) -> np.ndarray | np.generic:
-    """A tensor's values in its own dtype; a 0-d tensor becomes a numpy scalar (HDF5 cannot
-    compress scalar datasets, which ``nir.write`` would try for a 0-d array)."""
-    array = tensor.detach().cpu().numpy().copy()
-    return array[()] if array.ndim == 0 else array
-
-
-def _neuron_subgraph(layer, index: int, dt: float) -> nir.NIRGraph:
-    """The layer's body as its family states it, and the payload: coefficients, trained parameters."""
-    kind = layer.model_type
+def _neuron_subgraph(layer, folded: FloatLayer, index: int, dt: float) -> nir.NIRGraph:
+    """The layer's body as its family states it from the float network's ``stated`` coefficients,
+    and the payload: those coefficients and the trained parameters of ``layer`` they came from."""
+    kind = folded.kind
     body = family(kind).nir
-    coefficients = {k: _numpy(v) for k, v in layer.coefficients().items()}
-    constants = body.payload_extra(layer)
-    nodes, flags = body.build({**coefficients, **constants}, dt, f"layer {index} ({kind})")
+    nodes, flags = body.build(dict(folded.stated), dt, f"layer {index} ({kind})")
     metadata: dict[str, Any] = {
         "nir_ext": kind,
         "nir_ext_version": NIR_EXT_VERSION,
@@ -137,14 +129,13 @@ def _neuron_subgraph(layer, index: int, dt: float) -> nir.NIRGraph:
         "reset_timing": body.reset_timing,
         "threshold": THRESHOLD,
         "degenerate_rule": DEGENERATE_RULE,
-        **coefficients,
+        **folded.stated,
         **flags,
-        **constants,
     }
     for key, value in layer.state_dict().items():
         where, meta_key = payload_key(key)
         if where == "neuron":
-            metadata[meta_key] = _numpy(value)
+            metadata[meta_key] = native(value)
     return assemble(body.template, nodes, metadata)
 
 
@@ -160,7 +151,7 @@ def _affine(layer, folded, index: int) -> nir.Affine:
     for key, value in layer.state_dict().items():
         where, meta_key = payload_key(key)
         if where == "affine":
-            metadata[meta_key] = _numpy(value)
+            metadata[meta_key] = native(value)
     return nir.Affine(weight=f32(folded.weight), bias=f32(folded.bias), metadata=metadata)
 
 
@@ -190,9 +181,9 @@ def _exact_graph(model, folded: FloatNetwork, metadata: dict[str, Any], dt: floa
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(np.array([model.config.n_inputs]))}
     for i, layer in enumerate(model.hidden_layers):
         nodes[f"affine{i}"] = _affine(layer, folded.hidden[i], i)
-        nodes[f"{kind}{i}"] = _neuron_subgraph(layer, i, dt)
+        nodes[f"{kind}{i}"] = _neuron_subgraph(layer, folded.hidden[i], i, dt)
     nodes["readout_affine"] = _affine(model.readout, folded.readout, len(model.hidden_layers))
-    nodes["readout"] = readout.to_nir(model.readout, len(model.hidden_layers), dt,
+    nodes["readout"] = readout.to_nir(folded.readout, native(model.readout.alpha), len(model.hidden_layers), dt,
                                       {"nir_ext": readout.NIR_EXT, "nir_ext_version": NIR_EXT_VERSION})
     nodes["output"] = nir.Output(np.array([model.config.n_classes]))
     return assemble(graph_template(kind, len(model.hidden_layers)), nodes, metadata)

@@ -222,8 +222,8 @@ def row_task(base_row: dict[str, Any], network: Any, shards: list[FixedShard | N
         "sparsity": totals["sparsity"],
         "overflow_events": totals["overflow_events"],
         "overflow_events_by_layer": {layer["name"]: layer["overflow_events"] for layer in report["layers"]},
-        "degenerate_neurons": sum(layer.get(key, 0) for layer in quant for key in metrics.NEURON_DEGENERACIES),
-        "degenerate_neurons_by_layer": {layer["name"]: {key: layer[key] for key in metrics.NEURON_DEGENERACIES
+        "degenerate_neurons": sum(layer.get(key, 0) for layer in quant for key in metrics.neuron_degeneracies(layer.get("kind"))),
+        "degenerate_neurons_by_layer": {layer["name"]: {key: layer[key] for key in metrics.neuron_degeneracies(layer.get("kind"))
                                                         if layer.get(key)} for layer in quant},
         "weights_zeroed": sum(layer.get("weights_zeroed", 0) for layer in quant),
         "warnings": report["quantization"]["warnings"],

@@ -361,16 +361,22 @@ def _all_degeneracies() -> tuple[tuple[str, str], ...]:
     return tuple(seen.items())
 
 
+def _kind_degeneracies(kind: str | None) -> tuple[tuple[str, str], ...]:
+    """(key, warning) pairs of a kind's degeneracy diagnostics; every kind's when it is not known."""
+    return KINDS[kind].diagnostics if kind in KINDS else _all_degeneracies()
+
+
 def _layer_warnings(kind: str | None) -> tuple[tuple[str, str], ...]:
-    """The (key, warning) pairs of a layer's quantization diagnostics: its kind's degeneracies
-    (every kind's when the kind is not known), then those of its synapse."""
-    own = KINDS[kind].diagnostics if kind in KINDS else _all_degeneracies()
-    return (*own, *_SYNAPSE_WARNINGS)
+    """The (key, warning) pairs of a layer's quantization diagnostics: its kind's degeneracies,
+    then those of its synapse."""
+    return (*_kind_degeneracies(kind), *_SYNAPSE_WARNINGS)
 
 
-NEURON_DEGENERACIES = tuple(key for key, _ in _all_degeneracies())
-"""The quantization diagnostics that count neurons whose dynamics rounding changed in kind (each
-hardware kind declares its own: ``NeuronKind.diagnostics``)."""
+def neuron_degeneracies(kind: str | None) -> tuple[str, ...]:
+    """The quantization diagnostics of a layer of ``kind`` that count neurons whose dynamics rounding
+    changed in kind (each hardware kind declares its own: ``NeuronKind.diagnostics``; every kind's
+    when the kind is not known)."""
+    return tuple(key for key, _ in _kind_degeneracies(kind))
 
 
 def quantization_section(quantization: Mapping[str, Any]) -> dict[str, Any]:

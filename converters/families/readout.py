@@ -84,14 +84,14 @@ def extract(layer: ReadoutLayer) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 # -------------------------------------------------------------------------------------- NIR
 
 
-def to_nir(layer: ReadoutLayer, index: int, dt: float, header: dict[str, Any]) -> nir.LI:
-    """The readout as one LI whose payload holds α_o and the trained p_alpha (``header``: the
-    fields every neuron payload starts with)."""
-    alpha = layer.coefficients()["alpha"].detach().cpu().numpy().copy()
+def to_nir(folded, trained_alpha: np.ndarray, index: int, dt: float, header: dict[str, Any]) -> nir.LI:
+    """The readout as one LI whose payload holds α_o (the float network's ``stated`` α, float32)
+    and the trained p_alpha (``header``: the fields every neuron payload starts with)."""
+    alpha = folded.stated["alpha"]
     tau, _ = li_tau(alpha, dt, "readout alpha")  # the clamp keeps α inside (0, 1)
     return nir.LI(tau=tau, r=np.ones_like(tau), v_leak=np.zeros_like(tau), metadata={
         **header, "layer": index, "dt": dt, "discretization": PER_STEP_READING, "equations": EQUATIONS, "alpha": alpha,
-        "trained_alpha": layer.alpha.detach().cpu().numpy().copy(),
+        "trained_alpha": trained_alpha,
     })
 
 
