@@ -40,8 +40,9 @@ import numpy as np
 from silif_deploy.converters.families import spiking_ssm as ssm
 from silif_deploy.converters.families.resonate import read_rotation, rotation_body
 from silif_deploy.converters.files import provenance
+from silif_deploy.converters.float_params import native
 from silif_deploy.converters.nir_body import BodyReader, Template, agree, assemble, f32, node_names, payload
-from silif_deploy.converters.nir_export import NIR_EXT, NIR_EXT_VERSION, _numpy
+from silif_deploy.converters.nir_export import NIR_EXT, NIR_EXT_VERSION
 from silif_deploy.converters.nir_interpret import PER_STEP_READING, li_step
 from silif_deploy.errors import SilifDeployError
 
@@ -104,7 +105,7 @@ def graph_template(config: ssm.SpikingSSMConfig) -> Template:
 
 
 def _state(model, prefix: str) -> dict[str, Any]:
-    return {STATE_PREFIX + k: _numpy(v) for k, v in model.state_dict().items() if k.startswith(prefix)}
+    return {STATE_PREFIX + k: native(v) for k, v in model.state_dict().items() if k.startswith(prefix)}
 
 
 def _marker(kind: str, **extra: Any) -> dict[str, Any]:
