@@ -31,7 +31,7 @@ from silif_deploy.hw_models.neuron_kinds import NeuronState, step
 from silif_deploy.hw_models.neuron_resonate import ResonateParams
 from silif_deploy.hw_models.neuron_s4d import HeavisideParams, S4dParams
 from silif_deploy.hw_models.profile import load_profile
-from silif_deploy.hw_models.simulator import simulate, simulate_raw
+from silif_deploy.hw_models.simulator import simulate, simulate_batches, simulate_raw
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -189,6 +189,8 @@ def test_a_spiking_ssm_network_equals_the_reference_and_round_trips(tmp_path):
     assert artifact_identity(back) == recorded_identity(path) == artifact_identity(network)
     a, b = simulate(network, x, record_states=True), simulate(back, x, record_states=True)
     assert a.scores.tobytes() == b.scores.tobytes()
+    streamed = list(simulate_batches(back, x, batch_size=2, keep_spikes=False))  # chunks and threads change nothing
+    assert np.concatenate([r.scores for r in streamed]).tobytes() == a.scores.tobytes()
     for key in a.states:
         np.testing.assert_array_equal(a.states[key], b.states[key])
     edited = network.replace()
@@ -230,3 +232,13 @@ def test_per_row_exponents_are_checked_against_the_profile():
     network.stage("b0.C").synapse.row_exp[0] = -20  # −8 − 20 is below the profile's exponent_min
     with pytest.raises(SilifDeployError, match="stage 'b0.C' weight_exp \\+ row_exp"):
         check_network(network)
+
+
+@pytest.mark.lava
+def test_lava_refuses_the_graded_stages_in_one_line():
+    """Until they have Lava processes, the SpikingSSM stages are refused before anything is built."""
+    from silif_deploy.converters.lava_backend.network import check_lava_compatible
+
+    with pytest.raises(SilifDeployError, match="stage 'enc' \\(Dense\\) has no Lava process yet.*--engine fixed") as err:
+        check_lava_compatible(spiking_ssm_network(blocks=1))
+    assert "\n" not in str(err.value)
