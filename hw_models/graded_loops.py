@@ -15,7 +15,7 @@ from numba import njit
 
 from silif_deploy.hw_models.fixed_point import shift_left
 from silif_deploy.hw_models.glu import SIGMOID_TABLE, glu_value
-from silif_deploy.hw_models.neuron_loops import Events, Recording, _cached, neuron_update
+from silif_deploy.hw_models.neuron_loops import Events, Recording, _cached, neuron_update, record
 
 
 @njit(inline="always")
@@ -92,13 +92,7 @@ def _neuron_values(pre_index, pre_count, pre_value, n_src, n, start, params,
                     out_index[b, t, c] = i
                     c += s[i]
             out_count[b, t] = c
-            r = t - offset
-            if 0 <= r < spikes.shape[1]:
-                for i in range(n):
-                    spikes[b0 + b, r, i] = s[i]
-            for j in range(k):
-                if 0 <= r < rec_states[j].shape[1]:
-                    rec_states[j][b0 + b, r, :] = x[j]
+            record(spikes, rec_states, s, x, b0 + b, t - offset)
         overflow_events[b0 + b] = events
 
 

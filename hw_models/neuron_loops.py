@@ -194,6 +194,17 @@ def _add_scaled_rows(acc, w_t, index, value, count):
             acc[n] += v * w[n]
 
 
+@njit(inline="always")
+def record(spikes, rec_states, s, x, row, r):
+    """Keep step ``r`` of sample ``row`` where it is recorded: the spikes ``s`` and each state row of ``x``."""
+    if 0 <= r < spikes.shape[1]:
+        for n in range(s.shape[0]):
+            spikes[row, r, n] = s[n]
+    for j in range(len(rec_states)):
+        if 0 <= r < rec_states[j].shape[1]:
+            rec_states[j][row, r, :] = x[j]
+
+
 def neuron_update(a_in, x, s, params, n):
     """The kernel of the kind whose parameter record ``params`` is (compiled code only): numba
     picks it from the record's type when it compiles the caller."""
@@ -274,13 +285,7 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start
                 for n in range(n_out):  # the spikes as the next layer's event list, branch-free
                     out_index[b, t, n_spikes] = n
                     n_spikes += s[n]
-                r = t - offset
-                if 0 <= r < spikes.shape[1]:
-                    for n in range(n_out):
-                        spikes[b0 + b, r, n] = s[n]
-                for j in range(k):
-                    if 0 <= r < rec_states[j].shape[1]:
-                        rec_states[j][b0 + b, r, :] = x[j]
+                record(spikes, rec_states, s, x, b0 + b, t - offset)
             out_count[b, t] = n_spikes
             acc[:] = 0
             if t < n_pre_steps:
