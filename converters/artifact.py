@@ -270,7 +270,7 @@ def _read_stage(g: h5py.Group, kind: str, name: str, source: str) -> Stage:
         neuron_kind, params, scale = _read_neurons(g, 2)
         return Neurons(name, source, neuron_kind, params, scale)
     if kind == "glu":
-        return Glu(name, source, GluParams(**{k: _int(g.attrs[k], f"{g.name} {k}") for k in GluParams._fields}))
+        return Glu(name, source, _read_params(g, GluParams))
     weights, bias = g["weights"][()], g["bias"][()]
     if weights.dtype.kind != "f" or bias.dtype.kind != "f":
         raise ValueError(f"'{g.name}' weights and bias are not float arrays")
@@ -306,11 +306,15 @@ def _read_neurons(g: h5py.Group, version: int) -> tuple[str, Any, int]:
     if version >= 2 and tuple(json.loads(g.attrs["states"])) != KINDS[kind].states:
         raise ValueError(f"'{g.name}' declares states {json.loads(g.attrs['states'])}, but kind '{kind}' has "
                          f"{list(KINDS[kind].states)}")
-    params_type = KINDS[kind].params_type
+    return kind, _read_params(g, KINDS[kind].params_type), _int(g.attrs["scale"], "scale")
+
+
+def _read_params(g: h5py.Group, params_type: type) -> Any:
+    """An integer parameter record: its arrays from datasets, its scalars from attributes."""
     values = {}
     for name in params_type._fields:
         values[name] = _int_array(g, name) if name in g else _int(g.attrs[name], f"{g.name} {name}")
-    return kind, params_type(**values), _int(g.attrs["scale"], "scale")
+    return params_type(**values)
 
 
 def _read_dense(g: h5py.Group) -> DenseSynapse:
@@ -456,6 +460,8 @@ def check_network(network: FixedPointNetwork, source: object = "network") -> Non
             check_neurons(name, stage.kind, stage.params, stage.scale, neuron_count(stage))
         elif isinstance(stage, Glu):
             within(name, "gate_frac", stage.params.gate_frac, 0, GATE_FRAC_LIMIT)
+            within(name, "bias_a", stage.params.bias_a, -prof.state_max, prof.state_max)
+            within(name, "bias_g", stage.params.bias_g, -prof.state_max, prof.state_max)
             equal(name, "half", stage.params.half, half, f"2^(state.bits − 1) for {prof.state_bits}-bit values")
             equal(name, "mode", stage.params.mode, rules["membrane"], "the profile's membrane_overflow")
         elif isinstance(stage, Add) and stage.bits:

@@ -38,10 +38,11 @@ within σ(−7.98) = 0.00034 of 0 and 1."""
 
 
 class GluParams(NamedTuple):
-    """Integer parameters of a GLU stage reading 2H graded values v (a = v[:H], g = v[H:]).
+    """Integer parameters of a GLU stage reading 2H graded values v (the Conv1d's biases added here).
 
     The gate's real value is g / 2^``gate_frac``; per h and step::
 
+        a_h  = v[h] + bias_a[h];   g_h = v[H + h] + bias_g[h]
         i    = clip( shift(g_h, 5 − gate_frac), −256, 255 )     # floor(g·32 / 2^gate_frac)
         σ_h  = SIGMOID_TABLE[i + 256]                            # round(2^12·σ((i + 0.5)/32))
         z_h  = ovf( tz(a_h·σ_h, 12) )
@@ -51,6 +52,8 @@ class GluParams(NamedTuple):
     error against float is at most :data:`SIGMOID_MAX_ERROR`.
     """
 
+    bias_a: np.ndarray
+    bias_g: np.ndarray
     gate_frac: int
     half: int
     mode: int
@@ -65,6 +68,7 @@ def sigmoid_int(g, gate_frac, table):
 
 
 @njit(inline="always", cache=True)
-def glu_value(a, g, p, table):
-    """z for one channel: (z, overflow events) (the rule: :class:`GluParams`)."""
+def glu_value(v, h, i, p, table):
+    """z for channel i of the 2h values ``v``: (z, overflow events) (the rule: :class:`GluParams`)."""
+    a, g = v[i] + p.bias_a[i], v[h + i] + p.bias_g[i]
     return overflow(tz_mul(a, sigmoid_int(g, p.gate_frac, table), SIGMOID_BITS), p.mode, p.half)

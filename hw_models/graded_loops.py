@@ -30,7 +30,8 @@ def _emit(values, out_index, out_value, b, t):
     return k
 
 
-@njit(cache=True, nogil=True)
+@_cached  # the on-disk cache keyed by the integer primitives' sources too (neuron_loops)
+@njit(nogil=True)
 def _dense_values(pre_index, pre_count, pre_value, w_t, exps, out_index, out_count, out_value):
     n_batch, n_steps = out_count.shape
     n_out = w_t.shape[1]
@@ -106,7 +107,8 @@ def neuron_values(pre: Events, n_src: int, n: int, start: int, params, graded_ou
     return out
 
 
-@njit(cache=True, nogil=True)
+@_cached
+@njit(nogil=True)
 def _glu_values(pre_index, pre_count, pre_value, h, params, table, out_index, out_count, out_value):
     n_batch, n_steps = out_count.shape
     v = np.zeros(2 * h, np.int64)
@@ -118,7 +120,7 @@ def _glu_values(pre_index, pre_count, pre_value, h, params, table, out_index, ou
                 for e in range(pre_count[b, t]):
                     v[pre_index[b, t, e]] = 1 if pre_value is None else pre_value[b, t, e]
             for i in range(h):
-                z[i], _ = glu_value(v[i], v[h + i], params, table)
+                z[i], _ = glu_value(v, h, i, params, table)
             out_count[b, t] = _emit(z, out_index, out_value, b, t)
 
 

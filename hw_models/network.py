@@ -244,6 +244,9 @@ def graph_problem(stages: list[Stage], n_inputs: int) -> str | None:
             if size[first] % 2:
                 return f"GLU '{stage.name}' reads {size[first]} values; it needs 2H (value half, gate half)"
             out = size[first] // 2
+            if np.shape(stage.params.bias_a) != (out,) or np.shape(stage.params.bias_g) != (out,):
+                return f"GLU '{stage.name}' has biases of shapes {np.shape(stage.params.bias_a)}, " \
+                       f"{np.shape(stage.params.bias_g)}; it needs ({out},) each"
         elif isinstance(stage, MeanLinear):
             if not graded[first]:
                 return f"mean_linear '{stage.name}' reads the spikes of '{first}'; it decodes graded values"

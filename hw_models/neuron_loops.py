@@ -39,7 +39,7 @@ from numba.core.caching import FunctionCache
 from numba.extending import overload
 
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models import fixed_point
+from silif_deploy.hw_models import fixed_point, glu
 from silif_deploy.hw_models.fixed_point import overflow, shift_left
 from silif_deploy.hw_models.neuron_kinds import KINDS
 
@@ -218,11 +218,12 @@ def _neuron_update(a_in, x, s, params, n):
 
 
 class _AllKernelSources:
-    """The source files of every registered kind's kernel and of the integer primitives, read when
+    """The source files of every registered kind's kernel, of the integer primitives and of the GLU, read when
     asked: a kind registered after import (a test family) is included."""
 
     def __get__(self, obj, owner) -> list[str]:
-        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
+        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()}
+                      | {inspect.getfile(fixed_point), inspect.getfile(glu)})
 
 
 class _KernelSourceCache(FunctionCache):

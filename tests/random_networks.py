@@ -262,7 +262,9 @@ def ssm_networks(draw, max_h: int = 4, max_modes: int = 3, max_blocks: int = 2, 
             stages.append(Neurons(f"b{b}.lif", y, "heaviside", soma, 1))
         glu_half = 1 << (draw(st.sampled_from([24, 32])) - 1)
         stages += [Dense(f"b{b}.mix", f"b{b}.lif", _graded_synapse(draw, 2 * h, h, False, 1, limit)),
-                   Glu(f"b{b}.glu", f"b{b}.mix", GluParams(draw(st.integers(0, 16)), glu_half, draw(st.integers(0, 1))))]
+                   Glu(f"b{b}.glu", f"b{b}.mix", GluParams(ints(draw, h, -(1 << 20), 1 << 20, (0,)),
+                                                           ints(draw, h, -(1 << 20), 1 << 20, (0,)),
+                                                           draw(st.integers(0, 16)), glu_half, draw(st.integers(0, 1))))]
         bits = draw(st.sampled_from([0, 24, 25]))
         stages.append(Add(f"b{b}.res", (x, f"b{b}.glu"), bits, draw(st.sampled_from(["wrap", "saturate"])), (2, 0)))
         x = f"b{b}.res"

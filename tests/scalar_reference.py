@@ -200,9 +200,11 @@ def sigmoid_q12(g: int, gate_frac: int) -> int:
 
 
 def glu(values: list[int], p: dict) -> list[int]:
-    """z_h = ovf(tz(a_h·σ(g_h), 12)) with a = the first half of the values, g the second."""
+    """z_h = ovf(tz(a_h·σ(g_h), 12)), a = the first half of the values + bias_a, g the second + bias_g."""
     h = len(values) // 2
-    z = [tz(values[i] * sigmoid_q12(values[h + i], p["gate_frac"]), 12) for i in range(h)]
+    a = [values[i] + p["bias_a"][i] for i in range(h)]
+    g = [values[h + i] + p["bias_g"][i] for i in range(h)]
+    z = [tz(a[i] * sigmoid_q12(g[i], p["gate_frac"]), 12) for i in range(h)]
     return [wrap(v, p["half"]) if p["mode"] == 0 else saturate(v, p["half"]) for v in z]
 
 

@@ -146,7 +146,7 @@ def spiking_ssm_network(h: int = 6, modes: int = 4, blocks: int = 2, classes: in
                    Add(f"b{b}.y", (f"b{b}.C", f"b{b}.D"), 24, "saturate"),
                    Neurons(f"b{b}.lif", f"b{b}.y", "cuba", lif, VTH << 6),
                    Dense(f"b{b}.mix", f"b{b}.lif", DenseSynapse(w8((2 * h, h), 120), 4, 8, False)),
-                   Glu(f"b{b}.glu", f"b{b}.mix", GluParams(10, half, 1)),
+                   Glu(f"b{b}.glu", f"b{b}.mix", GluParams(rng.integers(-200, 200, h), rng.integers(-500, 500, h), 10, half, 1)),
                    Add(f"b{b}.res", (x, f"b{b}.glu"), 24, "saturate", (2, 0))]
         x = f"b{b}.res"
     stages.append(MeanLinear("decoder", x, rng.normal(0, 1, (classes, h)), rng.normal(0, 0.1, classes), 2.0**10))
@@ -211,7 +211,7 @@ def test_binary_s4d_heaviside_soma_runs():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda st: st.insert(9, Glu("odd", "b0.y", GluParams(8, 1 << 23, 1))), "GLU 'odd' reads 5 values"),
+    (lambda st: st.insert(9, Glu("odd", "b0.y", GluParams(np.zeros(2, np.int64), np.zeros(2, np.int64), 8, 1 << 23, 1))), "GLU 'odd' reads 5 values"),
     (lambda st: st.__setitem__(8, Add("b0.res", ("enc", "b0.glu"), 24, "saturate", (1, 0))), "same step"),
     (lambda st: st.__setitem__(8, Add("b0.res", ("enc", "b0.glu"), 24, "clip", (2, 0))), "overflow rule 'clip'"),
     (lambda st: st.insert(6, Neurons("bad", "b0.lif", "cuba", st[5].params, 1)), "reads the spikes"),
