@@ -4,15 +4,24 @@ A network is a small graph of named stages, listed in the order they run (each s
 the input or stages before it). The stage ``"input"`` is the input source: graded payloads
 x_int = round(x · 2^input_frac_bits) (event counts: input_frac_bits = 0, used as they are).
 
-Timing (Lava on Loihi): a :class:`Dense` delivers one step after its presynaptic values, every
-other stage in the same step. A stage's *delay* is the number of Dense stages on its path from
-the input; a neuron stage of delay d idles (zero state, no spikes) before 0-based step d, and
-its step t + d is aligned with float step t.
+Every stage sends either spikes (0/1: a neuron stage whose kind outputs spikes) or graded
+values (the input, a Dense, an Add, a GLU, a neuron stage whose kind outputs its states); each
+stage's integer rule is its class docstring here (neuron stages: their kind's record).
 
-Rules of this format (checked by :func:`graph_problem`): every Dense feeds exactly one neuron
-stage and every neuron stage is fed by a Dense (the engines run the pair as one layer, a
-:class:`FixedLayer`); the two sources of an :class:`Add` have the same size and the same delay;
-the last neuron stage is the ``cuba`` readout, the one the last stage, :class:`SoftmaxSum`, reads.
+Timing (Lava on Loihi): a :class:`Dense` delivers one step after its presynaptic values, every
+other stage in the same step (an :class:`Add` may hold a source back ``lags`` steps). A stage's
+*delay* is the number of Dense stages (and lags) on its path from the input; a neuron stage of
+delay d idles (zero state, no output) before 0-based step d, and its step t + d is aligned with
+float step t.
+
+Rules of this format (checked by :func:`graph_problem`): a stage reads earlier stages only;
+every stage but the last is read; a Dense takes as many values as its source sends; a neuron
+stage reads a Dense of its size, or graded values directly (N a multiple of their number H:
+neuron i reads value i // (N/H)); the two sources of an :class:`Add` have the same size and
+arrive at the same step; a :class:`Glu` reads an even number of values. The last stage is on the
+host: :class:`SoftmaxSum` of the ``cuba`` readout (the last neuron stage, none later), or
+:class:`MeanLinear` of graded values. A neuron stage that reads a Dense no other stage reads is
+one *layer* with it (:class:`FixedLayer`; the engines fuse the pair).
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 
 from silif_deploy.hw_models.dense import DenseSynapse
-from silif_deploy.hw_models.neuron_kinds import KINDS
+from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
+from silif_deploy.hw_models.glu import GluParams
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND, STATES
 from silif_deploy.hw_models.profile import HardwareProfile
 
 INPUT = "input"
@@ -55,8 +66,9 @@ class FixedLayer:
 
 @dataclass
 class Dense:
-    """a_t = (Σ_j W[:, j]·x_j(t − 1)) << weight_exp (Lava's Dense: one step later). Graded
-    (``synapse.graded``): x_j is the presynaptic value; binary: any non-zero value counts as 1."""
+    """a_t = (Σ_j W[:, j]·x_j(t − 1)) << weight_exp (Lava's Dense: one step later; per row
+    weight_exp + row_exp[n] where the synapse has ``row_exp``). Graded (``synapse.graded``): x_j
+    is the presynaptic value; binary: any non-zero value counts as 1. Sends graded values."""
 
     name: str
     source: str
@@ -66,7 +78,9 @@ class Dense:
 @dataclass
 class Neurons:
     """A layer of neurons of one kind: s_t, state_t = kernel(a_t, state_{t−1}) (the kind's
-    record docstring), a_t from the Dense ``source``; ``scale`` as :class:`FixedLayer`'s."""
+    record docstring); a_t from the Dense ``source``, or neuron i's a_t = x_{i // (N/H)}(t) of a
+    graded source of H values (same step); sends s_t, or its states (the kind's ``output``);
+    ``scale`` as :class:`FixedLayer`'s."""
 
     name: str
     source: str
@@ -77,11 +91,26 @@ class Neurons:
 
 @dataclass
 class Add:
-    """y_t = x_t + x'_t element-wise over the two sources' values (spikes count 1): graded values,
-    no delay."""
+    """y_t = ovf(x_{t − lags[0]} + x'_{t − lags[1]}) element-wise over the two sources' values
+    (spikes count 1; values before step 0 are 0): graded values, no delay of its own. ``bits`` 0:
+    exact (no rule); else ``overflow`` ("wrap" or "saturate", as the neuron states') on a
+    ``bits``-wide value."""
 
     name: str
     sources: tuple[str, str]
+    bits: int = 0
+    overflow: str = "saturate"
+    lags: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class Glu:
+    """z_t = a_t·σ(g_t) over the 2H values of ``source`` (a the first H, g the last H), in the
+    integer rule of :class:`~.glu.GluParams`; sends the H graded values z_t."""
+
+    name: str
+    source: str
+    params: GluParams
 
 
 @dataclass
@@ -92,12 +121,37 @@ class SoftmaxSum:
     source: str
 
 
-Stage = Union[Dense, Neurons, Add, SoftmaxSum]
+@dataclass
+class MeanLinear:
+    """On the host, the SpikingSSM decoder: per aligned step logits_t = W·(x_t / scale) + bias
+    (float64; x_t the H integer values of ``source``), scores = mean over the T steps of logits_t
+    = W·mean_t(x_t)/scale + bias. ``weights`` (classes, H) and ``bias`` (classes,) float64."""
+
+    name: str
+    source: str
+    weights: np.ndarray
+    bias: np.ndarray
+    scale: float
+
+
+Stage = Union[Dense, Neurons, Add, Glu, SoftmaxSum, MeanLinear]
+HOST_STAGES = (SoftmaxSum, MeanLinear)
+"""Stages the host computes after the run, from the whole run; only the last stage is one."""
 
 
 def inputs_of(stage: Stage) -> tuple[str, ...]:
     """The names of the stages a stage reads."""
     return tuple(stage.sources) if isinstance(stage, Add) else (stage.source,)
+
+
+def neuron_count(stage: Neurons) -> int:
+    """N, the number of neurons: the length of the record's per-neuron arrays."""
+    return next(len(v) for v in stage.params if isinstance(v, np.ndarray))
+
+
+def sends_graded(stage: Stage) -> bool:
+    """Whether a stage sends graded values (else 0/1 spikes)."""
+    return not isinstance(stage, Neurons) or KINDS[stage.kind].output == STATES
 
 
 def chain_stages(hidden: list[FixedLayer], readout: FixedLayer) -> list[Stage]:
@@ -115,58 +169,108 @@ def _layer_of(dense: Dense, neurons: Neurons) -> FixedLayer:
     return FixedLayer(neurons.kind, dense.synapse, neurons.params, neurons.scale)
 
 
+def _readers(stages: list[Stage]) -> dict[str, list[str]]:
+    readers: dict[str, list[str]] = {}
+    for stage in stages:
+        for source in inputs_of(stage):
+            readers.setdefault(source, []).append(stage.name)
+    return readers
+
+
+def layer_pairs(stages: list[Stage]) -> list[tuple[Dense, Neurons]]:
+    """The layers, in run order: each neuron stage that reads a Dense of its size no other stage
+    reads, with it."""
+    dense = {s.name: s for s in stages if isinstance(s, Dense)}
+    readers = _readers(stages)
+    return [(dense[s.source], s) for s in stages
+            if isinstance(s, Neurons) and s.source in dense and readers[s.source] == [s.name]
+            and neuron_count(s) == dense[s.source].synapse.fan_out]
+
+
 def graph_problem(stages: list[Stage], n_inputs: int) -> str | None:
     """What is wrong with a list of stages, in one sentence, or None (the rules: module docstring)."""
     size: dict[str, int] = {INPUT: n_inputs}
     delay: dict[str, int] = {INPUT: 0}
-    fed: dict[str, str] = {}
-    kinds = {Dense: "dense", Neurons: "neurons", Add: "add", SoftmaxSum: "softmax_sum"}
-    if not stages or not isinstance(stages[-1], SoftmaxSum):
-        return "the last stage must be a softmax_sum of the readout"
+    graded: dict[str, bool] = {INPUT: True}
+    kinds = {Dense: "dense", Neurons: "neurons", Add: "add", Glu: "glu", SoftmaxSum: "softmax_sum",
+             MeanLinear: "mean_linear"}
+    if not stages or not isinstance(stages[-1], HOST_STAGES):
+        return "the last stage must be a softmax_sum of the readout or a mean_linear decoder"
     for i, stage in enumerate(stages):
         if type(stage) not in kinds:
             return f"stage {i} is a {type(stage).__name__}, not one of {', '.join(kinds.values())}"
         if stage.name in size:
             return f"stage {i} is named '{stage.name}' like an earlier one; names are unique"
-        if isinstance(stage, SoftmaxSum) and i != len(stages) - 1:
-            return f"stage {i} is a softmax_sum; it can only be the last stage"
+        if isinstance(stage, HOST_STAGES) and i != len(stages) - 1:
+            return f"stage {i} is a {kinds[type(stage)]}; it can only be the last stage"
         for source in inputs_of(stage):
             if source not in size:
                 return f"stage '{stage.name}' reads '{source}', which is no earlier stage"
-            if source in fed and not isinstance(stage, Neurons):
-                return f"stage '{stage.name}' reads the Dense '{source}'; only a neuron stage reads a Dense"
-            if fed.get(source):
-                return f"stage '{stage.name}' reads the Dense '{source}', which already feeds '{fed[source]}'"
+        first = inputs_of(stage)[0]
+        out, d = size[first], delay[first]
         if isinstance(stage, Dense):
-            if stage.synapse.fan_in != size[stage.source]:
-                return (f"Dense '{stage.name}' takes {stage.synapse.fan_in} inputs but '{stage.source}' "
-                        f"sends {size[stage.source]}")
-            size[stage.name], delay[stage.name] = stage.synapse.fan_out, delay[stage.source] + 1
-            fed[stage.name] = ""
-            continue
-        if isinstance(stage, Neurons):
-            if stage.source not in fed:
-                return f"neuron stage '{stage.name}' reads '{stage.source}'; neurons read a Dense of their own"
-            fed[stage.source] = stage.name
+            syn = stage.synapse
+            if syn.fan_in != size[first]:
+                return f"Dense '{stage.name}' takes {syn.fan_in} inputs but '{first}' sends {size[first]}"
+            if syn.row_exp is not None and np.shape(syn.row_exp) != (syn.fan_out,):
+                return f"Dense '{stage.name}' has {np.size(syn.row_exp)} row exponents for {syn.fan_out} rows"
+            out, d = syn.fan_out, d + 1
+        elif isinstance(stage, Neurons):
+            if stage.kind not in KINDS:
+                return f"neuron stage '{stage.name}' has the unknown kind '{stage.kind}'"
+            n = neuron_count(stage)
+            if not graded[first]:
+                return (f"neuron stage '{stage.name}' reads the spikes of '{first}'; neurons read a Dense "
+                        "or graded values")
+            if n % size[first]:
+                return (f"neuron stage '{stage.name}' has {n} neurons, not a multiple of the {size[first]} "
+                        f"values of '{first}' it reads")
+            out = n * len(KINDS[stage.kind].states) if KINDS[stage.kind].output == STATES else n
         elif isinstance(stage, Add):
-            a, b = stage.sources
+            (a, b), lags = stage.sources, stage.lags
             if size[a] != size[b]:
                 return f"Add '{stage.name}' adds '{a}' ({size[a]} values) and '{b}' ({size[b]}): sizes differ"
-            if delay[a] != delay[b]:
-                return (f"Add '{stage.name}' adds '{a}' (delay {delay[a]} steps) and '{b}' (delay {delay[b]}): "
-                        "the sources of an Add must arrive at the same step")
-        size[stage.name], delay[stage.name] = size[inputs_of(stage)[0]], delay[inputs_of(stage)[0]]
-    unfed = [name for name, by in fed.items() if by == ""]
-    if unfed:
-        return f"Dense '{unfed[0]}' feeds no neuron stage"
-    neurons = [s for s in stages if isinstance(s, Neurons)]
-    if len(neurons) < 2:
-        return f"{len(neurons)} neuron stages; a network holds hidden layers and a readout"
-    if stages[-1].source != neurons[-1].name:
-        return f"softmax_sum '{stages[-1].name}' reads '{stages[-1].source}', not the last neuron stage (the readout)"
-    late = [s.name for s in neurons if delay[s.name] > delay[neurons[-1].name]]
-    if late:
-        return f"neuron stage '{late[0]}' runs later than the readout, whose outputs end the run"
+            if min(lags) < 0:
+                return f"Add '{stage.name}' has lags {tuple(lags)}; lags are steps ≥ 0"
+            if delay[a] + lags[0] != delay[b] + lags[1]:
+                return (f"Add '{stage.name}' adds '{a}' (delay {delay[a] + lags[0]} steps) and '{b}' "
+                        f"(delay {delay[b] + lags[1]}): the sources of an Add must arrive at the same step")
+            if stage.bits != 0 and not 2 <= stage.bits <= 63:
+                return f"Add '{stage.name}' is {stage.bits} bits wide; 0 (exact) or 2 … 63"
+            if stage.overflow not in OVERFLOW_CODES:
+                return f"Add '{stage.name}' has overflow rule '{stage.overflow}', not one of {', '.join(OVERFLOW_CODES)}"
+            d += lags[0]
+        elif isinstance(stage, Glu):
+            if size[first] % 2:
+                return f"GLU '{stage.name}' reads {size[first]} values; it needs 2H (value half, gate half)"
+            out = size[first] // 2
+            if np.shape(stage.params.bias_a) != (out,) or np.shape(stage.params.bias_g) != (out,):
+                return f"GLU '{stage.name}' has biases of shapes {np.shape(stage.params.bias_a)}, " \
+                       f"{np.shape(stage.params.bias_g)}; it needs ({out},) each"
+        elif isinstance(stage, MeanLinear):
+            if not graded[first]:
+                return f"mean_linear '{stage.name}' reads the spikes of '{first}'; it decodes graded values"
+            if np.ndim(stage.weights) != 2 or np.shape(stage.weights)[1] != size[first] or \
+                    np.shape(stage.bias) != (np.shape(stage.weights)[0],):
+                return (f"mean_linear '{stage.name}' has weights {np.shape(stage.weights)} and bias "
+                        f"{np.shape(stage.bias)}; it needs (classes, {size[first]}) and (classes,)")
+            out = int(np.shape(stage.weights)[0])
+        size[stage.name], delay[stage.name], graded[stage.name] = out, d, sends_graded(stage)
+    if isinstance(stages[-1], SoftmaxSum):
+        neurons = [s for s in stages if isinstance(s, Neurons)]
+        if len(neurons) < 2:
+            return f"{len(neurons)} neuron stages; a network holds hidden layers and a readout"
+        if stages[-1].source != neurons[-1].name or neurons[-1].kind != READOUT_KIND:
+            return (f"softmax_sum '{stages[-1].name}' reads '{stages[-1].source}', not the last neuron stage "
+                    f"(the '{READOUT_KIND}' readout)")
+        late = [s.name for s in neurons if delay[s.name] > delay[neurons[-1].name]]
+        if late:
+            return f"neuron stage '{late[0]}' runs later than the readout, whose outputs end the run"
+    readers = _readers(stages)
+    unread = [s for s in stages[:-1] if s.name not in readers]
+    if unread:
+        what = "Dense" if isinstance(unread[0], Dense) else "stage"
+        return f"{what} '{unread[0].name}' feeds no stage"
     return None
 
 
@@ -206,8 +310,9 @@ class FixedPointNetwork:
 
     @property
     def layers(self) -> list[FixedLayer]:
-        """Every neuron stage with its Dense, in run order: the hidden layers, then the readout."""
-        return [_layer_of(self.stage(n.source), n) for n in self.neuron_stages]  # type: ignore[arg-type]
+        """Every neuron stage fed by a Dense of its own, with it, in run order (:func:`layer_pairs`;
+        in a chain: the hidden layers, then the readout)."""
+        return [_layer_of(dense, neurons) for dense, neurons in layer_pairs(self.stages)]
 
     @property
     def hidden(self) -> list[FixedLayer]:
@@ -236,6 +341,8 @@ class FixedPointNetwork:
         def shape(stages: list[Stage]) -> list[tuple]:
             return [(type(s), s.name, inputs_of(s)) for s in stages]
 
+        if len(self.layers) < 2 or not isinstance(self.stages[-1], SoftmaxSum):
+            return False
         return shape(self.stages) == shape(chain_stages(self.hidden, self.readout))
 
     def _require_chain(self, what: str) -> None:
@@ -246,17 +353,20 @@ class FixedPointNetwork:
         """Steps from an input frame to each stage: one per Dense on the way (module docstring)."""
         delay = {INPUT: 0}
         for stage in self.stages:
-            delay[stage.name] = delay[inputs_of(stage)[0]] + isinstance(stage, Dense)
+            lag = stage.lags[0] if isinstance(stage, Add) else 0
+            delay[stage.name] = delay[inputs_of(stage)[0]] + isinstance(stage, Dense) + lag
         return delay
 
     @property
     def delay(self) -> int:
-        """Steps between an input frame and the readout step it drives: one per Dense on the way."""
-        return self.delays()[self.neuron_stages[-1].name]
+        """Steps between an input frame and the readout step it drives (the step the host stage
+        reads): one per Dense (and lag) on the way."""
+        return self.delays()[self.stages[-1].source]
 
     @property
     def n_classes(self) -> int:
-        return self.readout.size
+        last = self.stages[-1]
+        return int(last.weights.shape[0]) if isinstance(last, MeanLinear) else self.readout.size
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """The graded payload the input source sends: round(x·2^f), clipped to the message width."""

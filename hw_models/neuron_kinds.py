@@ -20,10 +20,14 @@ from typing import Callable, NamedTuple
 import numpy as np
 from numba import njit
 
-from silif_deploy.hw_models import neuron_adaptive, neuron_resonate
+from silif_deploy.hw_models import neuron_adaptive, neuron_resonate, neuron_s4d
 from silif_deploy.hw_models.neuron_adaptive import AdaptiveParams, adaptive_neuron
 from silif_deploy.hw_models.neuron_cuba import CubaParams, cuba_neuron
 from silif_deploy.hw_models.neuron_resonate import ResonateParams, resonate_neuron
+from silif_deploy.hw_models.neuron_s4d import HeavisideParams, S4dParams, heaviside_neuron, s4d_state
+
+SPIKES = "spikes"
+STATES = "states"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class NeuronKind:
     ``frac_bits``, ``input_shift``, ``half``, ``bias``): ``coefficients``, fields that are k/2^F
     coefficients (|k| ≤ 2^F); ``state_valued``, fields within ± the state maximum;
     ``overflow_rules``, (field, the profile's rule it must be: "membrane", "adaptation" or "current");
-    ``fixed``, (field, the value the kind fixes, why).
+    ``fixed``, (field, the value the kind fixes, why). ``output``: what the layer sends,
+    :data:`SPIKES` (0/1 per neuron) or :data:`STATES` (its k states as k·N graded values, state j
+    of neuron n being value j·N + n; the kernel's spike is then 0).
     """
 
     name: str
@@ -50,6 +56,7 @@ class NeuronKind:
     state_valued: tuple[str, ...] = ()
     overflow_rules: tuple[tuple[str, str], ...] = ()
     fixed: tuple[tuple[str, int, str], ...] = ()
+    output: str = SPIKES
 
 
 KINDS: dict[str, NeuronKind] = {}
@@ -59,6 +66,8 @@ def register(kind: NeuronKind) -> NeuronKind:
     """Make ``kind`` known to the simulator, the artifact, Lava and the reports, by its name."""
     if len(kind.states) < 1:
         raise ValueError(f"neuron kind '{kind.name}' declares no state")
+    if kind.output not in (SPIKES, STATES):
+        raise ValueError(f"neuron kind '{kind.name}' outputs '{kind.output}', not '{SPIKES}' or '{STATES}'")
     KINDS[kind.name] = kind
     return kind
 
@@ -82,7 +91,14 @@ for _kind in (_adaptive("silif", 2), _adaptive("adlif", 2), _adaptive("cadlif", 
     register(_kind)
 
 HIDDEN_KINDS = tuple(name for name in KINDS if name != READOUT_KIND)
-"""The built-in hidden-layer model types (the readout is always ``cuba``)."""
+"""The built-in hidden-layer model types of the chains (the readout is always ``cuba``)."""
+
+S4D_KIND = register(NeuronKind("s4d", S4dParams, s4d_state, ("p", "q"), 2, neuron_s4d.DIAGNOSTICS,
+                               ("lam_re", "lam_im", "gain"), (), (("mode", "membrane"),), output=STATES)).name
+"""The S4D state (SpikingSSM, binary S4D): registered after ``HIDDEN_KINDS``, it is no chain's hidden kind."""
+HEAVISIDE_KIND = register(NeuronKind("heaviside", HeavisideParams, heaviside_neuron, ("y",), 0,
+                                     state_valued=("threshold",))).name
+"""Binary S4D's stateless spike (its one recorded state y is no buffer)."""
 
 
 class NeuronState(NamedTuple):

@@ -39,8 +39,8 @@ from numba.core.caching import FunctionCache
 from numba.extending import overload
 
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models import fixed_point
-from silif_deploy.hw_models.fixed_point import shift_left
+from silif_deploy.hw_models import fixed_point, glu
+from silif_deploy.hw_models.fixed_point import overflow, shift_left
 from silif_deploy.hw_models.neuron_kinds import KINDS
 
 _INT32_LIMIT = 1 << 31
@@ -129,17 +129,21 @@ def _accumulate(acc, index, value, count):
 
 
 @njit(cache=True, nogil=True)
-def _add_events(a_index, a_count, a_value, b_index, b_count, b_value, out_index, out_count, out_value):
+def _add_events(a_index, a_count, a_value, b_index, b_count, b_value, lag_a, lag_b, half, mode,
+                out_index, out_count, out_value):
     n_batch, n_steps = out_count.shape
     acc = np.zeros(out_index.shape[2], np.int64)
     for b in range(n_batch):
         for t in range(n_steps):
-            if t < a_count.shape[1]:
-                _accumulate(acc, a_index[b, t], None if a_value is None else a_value[b, t], a_count[b, t])
-            if t < b_count.shape[1]:
-                _accumulate(acc, b_index[b, t], None if b_value is None else b_value[b, t], b_count[b, t])
+            ta, tb = t - lag_a, t - lag_b
+            if 0 <= ta < a_count.shape[1]:
+                _accumulate(acc, a_index[b, ta], None if a_value is None else a_value[b, ta], a_count[b, ta])
+            if 0 <= tb < b_count.shape[1]:
+                _accumulate(acc, b_index[b, tb], None if b_value is None else b_value[b, tb], b_count[b, tb])
             k = 0
             for n in range(acc.shape[0]):
+                if half != 0:
+                    acc[n], _ = overflow(acc[n], mode, half)
                 if acc[n] != 0:
                     out_index[b, t, k] = n
                     out_value[b, t, k] = acc[n]
@@ -148,10 +152,14 @@ def _add_events(a_index, a_count, a_value, b_index, b_count, b_value, out_index,
             out_count[b, t] = k
 
 
-def add_events(a: Events, b: Events, out: Events) -> Events:
+def add_events(a: Events, b: Events, out: Events, lag_a: int = 0, lag_b: int = 0, half: int = 0,
+               mode: int = 0) -> Events:
     """The element-wise sum of two event lists (a spike counts 1) as graded events in ``out``
-    (``out.value``'s type holds the largest sum); steps beyond a list's length are silent."""
-    _add_events(a.index, a.count, a.value, b.index, b.count, b.value, out.index, out.count, out.value)
+    (``out.value``'s type holds the largest sum), list a held back ``lag_a`` steps and b ``lag_b``;
+    steps beyond a list's length (or before 0) are silent. ``half`` 0: exact; else the overflow
+    rule ``mode`` on a ``2·half``-wide value."""
+    _add_events(a.index, a.count, a.value, b.index, b.count, b.value, lag_a, lag_b, half, mode,
+                out.index, out.count, out.value)
     return out
 
 
@@ -186,6 +194,17 @@ def _add_scaled_rows(acc, w_t, index, value, count):
             acc[n] += v * w[n]
 
 
+@njit(inline="always")
+def record(spikes, rec_states, s, x, row, r):
+    """Keep step ``r`` of sample ``row`` where it is recorded: the spikes ``s`` and each state row of ``x``."""
+    if 0 <= r < spikes.shape[1]:
+        for n in range(s.shape[0]):
+            spikes[row, r, n] = s[n]
+    for j in range(len(rec_states)):
+        if 0 <= r < rec_states[j].shape[1]:
+            rec_states[j][row, r, :] = x[j]
+
+
 def neuron_update(a_in, x, s, params, n):
     """The kernel of the kind whose parameter record ``params`` is (compiled code only): numba
     picks it from the record's type when it compiles the caller."""
@@ -199,11 +218,12 @@ def _neuron_update(a_in, x, s, params, n):
 
 
 class _AllKernelSources:
-    """The source files of every registered kind's kernel and of the integer primitives, read when
+    """The source files of every registered kind's kernel, of the integer primitives and of the GLU, read when
     asked: a kind registered after import (a test family) is included."""
 
     def __get__(self, obj, owner) -> list[str]:
-        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)})
+        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()}
+                      | {inspect.getfile(fixed_point), inspect.getfile(glu)})
 
 
 class _KernelSourceCache(FunctionCache):
@@ -266,13 +286,7 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start
                 for n in range(n_out):  # the spikes as the next layer's event list, branch-free
                     out_index[b, t, n_spikes] = n
                     n_spikes += s[n]
-                r = t - offset
-                if 0 <= r < spikes.shape[1]:
-                    for n in range(n_out):
-                        spikes[b0 + b, r, n] = s[n]
-                for j in range(k):
-                    if 0 <= r < rec_states[j].shape[1]:
-                        rec_states[j][b0 + b, r, :] = x[j]
+                record(spikes, rec_states, s, x, b0 + b, t - offset)
             out_count[b, t] = n_spikes
             acc[:] = 0
             if t < n_pre_steps:

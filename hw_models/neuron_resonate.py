@@ -2,6 +2,7 @@
 
 C-SiLIF in its exact real form (``neurons.md`` §5.5, v = 2u = p + i·q) and the Euler RF (§7) differ
 only in when the reset acts: C-SiLIF subtracts the threshold from p before the rotation, RF after.
+The rotation itself (:func:`rotate`) is also the S4D state's (:mod:`.neuron_s4d`): one rule for all three.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ DIAGNOSTICS = (
 
 
 @njit(inline="always", cache=True)
+def rotate(lam_re, lam_im, p, q, f):
+    """The rotation-decay λ·(p + i·q) in k/2^F integers: (tz(λr·p, F) − tz(λi·q, F), tz(λi·p, F) + tz(λr·q, F))."""
+    return tz_mul(lam_re, p, f) - tz_mul(lam_im, q, f), tz_mul(lam_im, p, f) + tz_mul(lam_re, q, f)
+
+
+@njit(inline="always", cache=True)
 def resonate_neuron(a_in, x, s, p, n):
     """One step of neuron ``n``: column n of the states ``x`` = (p, q) to (p_t, q_t), returns
     ``(s_t, overflow events)``."""
@@ -66,8 +73,8 @@ def resonate_neuron(a_in, x, s, p, n):
     # θ·s is θ & −s (masks, not 64-bit multiplies, which AVX2 emulates).
     reset = p.threshold & -s
     r = p_re - (reset & -p.reset_first)  # C-SiLIF: the reset acts before the rotation…
-    p_new = tz_mul(p.lam_re[n], r, f) - tz_mul(p.lam_im[n], q_im, f) + drive - (reset & (p.reset_first - 1))  # …RF: after
-    q_new = tz_mul(p.lam_im[n], r, f) + tz_mul(p.lam_re[n], q_im, f)
+    rot_p, q_new = rotate(p.lam_re[n], p.lam_im[n], r, q_im, f)
+    p_new = rot_p + drive - (reset & (p.reset_first - 1))  # …RF: after
     p_new, op = overflow(p_new, p.mode, p.half)
     q_new, oq = overflow(q_new, p.mode, p.half)
     x[0, n], x[1, n] = p_new, q_new

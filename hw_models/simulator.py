@@ -12,9 +12,11 @@ Without this, a neuron's bias would drive it for l + 1 steps before its first in
 the float model does not have.
 
 **Stages.** The network is a graph of stages (:mod:`.network`); the simulator walks them in
-order, running each neuron stage fused with the Dense that feeds it (one layer, as above, with its
-delay in place of l + 1) and each Add on the event lists of its two sources. A chain is the case
-above.
+order, running each spiking neuron stage fused with the Dense that feeds it (one layer, as above,
+with its delay in place of l + 1) where that Dense has no other reader and no row exponents, and
+every other stage on its own (:mod:`.graded_loops`: a Dense, a neuron stage reading values, an
+Add, a GLU) on the event lists of its sources. A chain is the case above. The host stage is the
+last: SoftmaxSum of the readout's v, or MeanLinear of graded values.
 
 **Speed and memory.** Chunks of ``CHUNK`` samples run through all layers (layers pass spike lists,
 see :mod:`.neuron_loops`) and write their outputs straight into the aligned arrays, so the working
@@ -34,8 +36,12 @@ import numba
 import numpy as np
 
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.network import INPUT, Add, FixedLayer, FixedPointNetwork, Neurons, graph_problem
-from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND
+from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
+from silif_deploy.hw_models.graded_loops import dense_values, glu_values, neuron_values
+from silif_deploy.hw_models.network import (
+    INPUT, Add, Dense, FixedLayer, FixedPointNetwork, Glu, MeanLinear, Neurons, graph_problem, neuron_count,
+)
+from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND, STATES
 from silif_deploy.hw_models.neuron_loops import (
     NO_STATES, NOTHING, Events, PreparedLayer, Recording, add_events, input_events, payload_type, run_layer,
 )
@@ -64,15 +70,24 @@ def start_index(layer_index: int) -> int:
 
 
 class _Plan(NamedTuple):
-    """How a network's stages run: its layers (each neuron stage with its Dense) prepared, and per
-    stage in order, what to do: ``("layer", l, source, start)`` runs layer l on the events of
-    ``source`` from step ``start`` (its delay), ``("add", a, b, value type)`` adds two event lists.
-    ``sizes``: each stage's number of values; ``starts``: each layer's delay."""
+    """How a network's stages run: per stage in order, what to do (``steps``):
+    ``("layer", r, source, start)`` runs neuron stage r fused with its Dense (``layers[r]``) on the
+    events of ``source`` from step ``start`` (its delay); ``("neurons", r, source, start, n_src,
+    graded out)`` runs neuron stage r on the values of ``source``; ``("dense", source, w_t, exps,
+    graded)``, ``("add", a, b, lag_a, lag_b, half, mode)`` and ``("glu", source, h, params)`` the
+    graded stages. ``sizes``: each stage's number of values; ``starts``: each neuron stage's delay;
+    ``kinds``/``neurons``: each neuron stage's kind and size; ``graded``: the stages whose events carry values."""
 
-    layers: list[PreparedLayer]
+    layers: list[PreparedLayer | None]
     steps: list[tuple[str, tuple]]
     sizes: dict[str, int]
     starts: list[int]
+    kinds: list[str]
+    neurons: list[int]
+    graded: set[str]
+
+
+_UNBOUNDED = 1 << 62  # a value of a graded stage: the fused loop accumulates it in int64
 
 
 def _plan(network: FixedPointNetwork) -> _Plan:
@@ -81,38 +96,80 @@ def _plan(network: FixedPointNetwork) -> _Plan:
         raise SilifDeployError(f"the network's stages cannot run: {problem}")
     delays = network.delays()
     payload = {INPUT: (1 << network.profile.input_message_bits) - 1}  # the largest |value| each stage sends
-    sizes = {INPUT: network.n_inputs}
-    layers, steps, starts = [], [], []
+    sizes, graded = {INPUT: network.n_inputs}, {INPUT}
+    readers: dict[str, int] = {}
     for stage in network.stages:
+        for source in (stage.sources if isinstance(stage, Add) else (stage.source,)):
+            readers[source] = readers.get(source, 0) + 1
+    dense = {st.name: st for st in network.stages if isinstance(st, Dense)}
+    # a Dense runs fused with the spiking neuron stage that is its only reader (the fast path)
+    fused = {st.source for st in network.stages if isinstance(st, Neurons) and st.source in dense
+             and readers[st.source] == 1 and KINDS[st.kind].output != STATES and dense[st.source].synapse.row_exp is None
+             and neuron_count(st) == dense[st.source].synapse.fan_out}
+    layers, steps, starts, kinds, counts = [], [], [], [], []
+    for stage in network.stages:
+        name = stage.name
         if isinstance(stage, Neurons):
-            dense = network.stage(stage.source)
-            layer = FixedLayer(stage.kind, dense.synapse, stage.params, stage.scale)
-            steps.append((stage.name, ("layer", len(layers), dense.source, delays[stage.name])))
-            layers.append(PreparedLayer.of(layer, payload[dense.source]))
-            starts.append(delays[stage.name])
-            payload[stage.name], sizes[stage.name] = 1, layer.size
+            kind = KINDS[stage.kind]
+            r, n, start = len(layers), neuron_count(stage), delays[name]
+            if stage.source in fused:
+                d = dense[stage.source]
+                layer = FixedLayer(stage.kind, d.synapse, stage.params, stage.scale)
+                steps.append((name, ("layer", r, d.source, start)))
+                layers.append(PreparedLayer.of(layer, payload[d.source]))
+            else:
+                steps.append((name, ("neurons", r, stage.source, start, sizes[stage.source], kind.output == STATES)))
+                layers.append(None)
+            starts.append(start)
+            kinds.append(stage.kind)
+            counts.append(n)
+            if kind.output == STATES:
+                payload[name], sizes[name] = _UNBOUNDED, n * len(kind.states)
+                graded.add(name)
+            else:
+                payload[name], sizes[name] = 1, n
+        elif isinstance(stage, Dense):
+            syn = stage.synapse
+            sizes[name], payload[name] = syn.fan_out, _UNBOUNDED
+            graded.add(name)
+            if name not in fused:
+                w_t = np.ascontiguousarray(syn.weights.T, dtype=np.int64)
+                steps.append((name, ("dense", stage.source, w_t, syn.exponents, bool(syn.graded))))
         elif isinstance(stage, Add):
             a, b = stage.sources
-            payload[stage.name], sizes[stage.name] = payload[a] + payload[b], sizes[a]
-            steps.append((stage.name, ("add", a, b, payload_type(payload[stage.name].bit_length()))))
-    return _Plan(layers, steps, sizes, starts)
+            half = 0 if stage.bits == 0 else 1 << (stage.bits - 1)
+            payload[name], sizes[name] = (payload[a] + payload[b]) if half == 0 else half, sizes[a]
+            steps.append((name, ("add", a, b, *stage.lags, half, OVERFLOW_CODES[stage.overflow],
+                                 payload_type(min(payload[name], _UNBOUNDED).bit_length()))))
+            graded.add(name)
+        elif isinstance(stage, Glu):
+            sizes[name], payload[name] = sizes[stage.source] // 2, _UNBOUNDED
+            steps.append((name, ("glu", stage.source, sizes[name], stage.params)))
+            graded.add(name)
+    return _Plan(layers, steps, sizes, starts, kinds, counts, graded)
+
+
+def _host_stage(network: FixedPointNetwork):
+    """The decoder on the host, or None for the softmax_sum of the readout."""
+    last = network.stages[-1]
+    return last if isinstance(last, MeanLinear) else None
 
 
 def simulate_raw(network: FixedPointNetwork, x: np.ndarray, record_states: bool = False):
     """Run T + delay steps on (batch, T, channels) input; return unaligned per-layer outputs.
 
-    Returns a list (one per neuron stage: hidden layers, then readout) of dicts with ``spikes``
-    (B, T', N) uint8, ``states`` (the kind's k integer state trajectories, each (B, T', N), when
-    recorded; the readout's always) and ``overflow_events`` (B,).
+    Returns a list (one per neuron stage, in run order: in a chain hidden layers, then readout) of
+    dicts with ``spikes`` (B, T', N) uint8, ``states`` (the kind's k integer state trajectories,
+    each (B, T', N), when recorded; the readout's always) and ``overflow_events`` (B,).
     """
     n_batch, n_steps, _ = x.shape
     total = n_steps + network.delay
     plan = _plan(network)
     recordings, record = [], []
-    for layer in network.layers:
-        shape = (n_batch, total, layer.size)
-        record.append(record_states or layer.kind == READOUT_KIND)
-        k = len(KINDS[layer.kind].states)
+    for kind, n in zip(plan.kinds, plan.neurons):
+        shape = (n_batch, total, n)
+        record.append(record_states or kind == READOUT_KIND)
+        k = len(KINDS[kind].states)
         states = tuple(np.zeros(shape, np.int64) if record[-1] else NO_STATES for _ in range(k))
         recordings.append(Recording(0, np.zeros(shape, np.uint8), states, np.zeros(n_batch, np.int64)))
     _run(network, plan, x, recordings, [np.empty((n_batch, total), np.int32) for _ in recordings], 0)
@@ -136,7 +193,7 @@ def simulate_batches(
     """
     prepared = _plan(network)
     for x in _cut(batches, batch_size):
-        outputs = _AlignedOutputs(network, x.shape[0], x.shape[1], record_states, keep_spikes)
+        outputs = _AlignedOutputs(network, prepared, x.shape[0], x.shape[1], record_states, keep_spikes)
         outputs.fill(prepared, x, 0)
         yield outputs.result()
 
@@ -149,7 +206,7 @@ def simulate(network: FixedPointNetwork, x: np.ndarray, record_states: bool = Fa
     ``keep_spikes`` as in :func:`simulate_batches`.
     """
     prepared = _plan(network)
-    outputs = _AlignedOutputs(network, x.shape[0], x.shape[1], record_states, keep_spikes)
+    outputs = _AlignedOutputs(network, prepared, x.shape[0], x.shape[1], record_states, keep_spikes)
     for at in range(0, x.shape[0], batch_size):
         outputs.fill(prepared, x[at : at + batch_size], at)
     return outputs.result()
@@ -161,10 +218,18 @@ def _cut(batches: Iterable[np.ndarray] | np.ndarray, batch_size: int) -> Iterabl
     return batches
 
 
+def _value_type(what: tuple) -> type | None:
+    """The type of the values a step's events carry (None: spikes)."""
+    if what[0] == "layer" or (what[0] == "neurons" and not what[5]):
+        return None
+    return what[-1] if what[0] == "add" else np.int64
+
+
 def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: list[Recording],
-         counts: list[np.ndarray], at: int, finish: Callable[[slice], None] | None = None) -> None:
+         counts: list[np.ndarray], at: int, finish: Callable[[slice, dict], None] | None = None) -> None:
     """Run every stage for T + delay steps on ``x``; sample b is row ``at + b`` of ``recordings`` and
-    of ``counts`` (each layer's spike count per (sample, step)); then ``finish(rows)`` per chunk.
+    of ``counts`` (each neuron stage's spike count per (sample, step)); then ``finish(rows,
+    events)`` per chunk (``events``: each stage's event lists of the chunk).
 
     Chunks of ``CHUNK`` samples go through all stages in one thread; ``numba.get_num_threads()``
     threads take chunks in turn (the loops and numpy release the GIL). Samples share no state, so
@@ -182,8 +247,7 @@ def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: lis
         message_bits = network.profile.input_message_bits
         inputs = Events.empty(chunk, n_steps, n_in, payload_type(message_bits))
         # each stage's output events, reused chunk after chunk
-        buffers = {name: Events.empty(chunk, total, plan.sizes[name], None if what[0] == "layer" else what[3])
-                   for name, what in plan.steps}
+        buffers = {name: Events.empty(chunk, total, plan.sizes[name], _value_type(what)) for name, what in plan.steps}
         while True:
             try:
                 b0 = chunks.get_nowait()
@@ -194,13 +258,23 @@ def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: lis
             for name, what in plan.steps:
                 out = buffers[name].head(n)
                 if what[0] == "layer":
-                    _, l, source, start = what
-                    events[name] = run_layer(plan.layers[l], events[source], start, out, recordings[l], at + b0)
-                    counts[l][at + b0 : at + b0 + n] = out.count
+                    _, r, source, start = what
+                    events[name] = run_layer(plan.layers[r], events[source], start, out, recordings[r], at + b0)
+                    counts[r][at + b0 : at + b0 + n] = out.count
+                elif what[0] == "neurons":
+                    _, r, source, start, n_src, graded_out = what
+                    params = network.stage(name).params
+                    events[name] = neuron_values(events[source], n_src, plan.neurons[r], start, params, graded_out,
+                                                 out, recordings[r], at + b0)
+                    counts[r][at + b0 : at + b0 + n] = 0 if graded_out else out.count
+                elif what[0] == "dense":
+                    events[name] = dense_values(events[what[1]], what[2], what[3], what[4], out)
+                elif what[0] == "glu":
+                    events[name] = glu_values(events[what[1]], what[2], what[3], out)
                 else:
-                    events[name] = add_events(events[what[1]], events[what[2]], out)
+                    events[name] = add_events(events[what[1]], events[what[2]], out, *what[3:7])
             if finish is not None:
-                finish(slice(at + b0, at + b0 + n))
+                finish(slice(at + b0, at + b0 + n), events)
 
     threads = min(numba.get_num_threads(), -(-n_batch // CHUNK))
     if threads <= 1:
@@ -211,57 +285,84 @@ def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: lis
             done.result()
 
 
+def event_values(events: Events, size: int, start: int, n_steps: int) -> np.ndarray:
+    """The (batch, n_steps, size) int64 values of steps start … start + n_steps − 1 of an event list."""
+    n_batch = events.count.shape[0]
+    out = np.zeros((n_batch, n_steps, size), np.int64)
+    count = events.count[:, start : start + n_steps]
+    listed = np.arange(events.index.shape[2])[None, None, :] < count[..., None]
+    b, t, k = np.nonzero(listed)
+    values = 1 if events.value is None else events.value[:, start : start + n_steps][b, t, k]
+    out[b, t, events.index[:, start : start + n_steps][b, t, k]] = values
+    return out
+
+
 class _AlignedOutputs:
     """The aligned outputs of ``n_batch`` samples, filled batch by batch (rows ``at`` onwards)."""
 
-    def __init__(self, network: FixedPointNetwork, n_batch: int, n_steps: int, record_states: bool, keep_spikes: bool):
+    def __init__(self, network: FixedPointNetwork, plan: _Plan, n_batch: int, n_steps: int, record_states: bool,
+                 keep_spikes: bool):
         self.network, self.n_steps, self.record_states, self.keep_spikes = network, n_steps, record_states, keep_spikes
-        self.starts = _plan(network).starts
+        self.starts = plan.starts
+        self.decoder = _host_stage(network)
         self.recordings = []
-        layers = network.layers
-        for l, layer in enumerate(layers):
-            shape = (n_batch, n_steps, layer.size)
-            hidden = l < len(layers) - 1
+        n_hidden = len(plan.kinds) - (self.decoder is None)  # every neuron stage but the readout
+        for l, (kind, n) in enumerate(zip(plan.kinds, plan.neurons)):
+            shape = (n_batch, n_steps, n)
+            hidden = l < n_hidden
             # bool rasters, written by the loops as 0/1 bytes through a uint8 view
             spikes = np.zeros(shape, bool).view(np.uint8) if hidden and keep_spikes else NOTHING
-            names = KINDS[layer.kind].states
+            names = KINDS[kind].states
             # every state of a hidden layer when asked for; the readout's v always
             states = tuple(np.zeros(shape, np.int64) if (hidden and record_states) or (not hidden and name == READOUT_STATE)
                            else NO_STATES for name in names)
             self.recordings.append(Recording(self.starts[l], spikes, states, np.zeros(n_batch, np.int64)))
-        self.readout_v = self.recordings[-1].states[KINDS[READOUT_KIND].states.index(READOUT_STATE)]
-        self.counts = [np.empty((n_batch, n_steps + network.delay), np.int32) for _ in layers]
+        self.n_hidden = n_hidden
+        if self.decoder is None:
+            self.readout_v = self.recordings[-1].states[KINDS[READOUT_KIND].states.index(READOUT_STATE)]
+            self.readout_scale = float(network.readout.scale)
+        else:
+            self.decoder_size, self.decoder_start = plan.sizes[self.decoder.source], network.delay
+        self.counts = [np.empty((n_batch, n_steps + network.delay), np.int32) for _ in plan.kinds]
         self.readout_u = np.empty((n_batch, n_steps, network.n_classes))
         self.scores = np.empty((n_batch, network.n_classes))
-        self.readout_scale = float(network.readout.scale)
 
     def fill(self, plan: _Plan, x: np.ndarray, at: int) -> None:
         _run(self.network, plan, x, self.recordings, self.counts, at, self._finish)
 
-    def _finish(self, rows: slice) -> None:
+    def _finish(self, rows: slice, events: dict) -> None:
         """Dequantize and score a chunk in its thread, while its rows are in cache (each sample's
         float operations are the same whatever the rows around it)."""
-        self.readout_u[rows] = self.readout_v[rows] / self.readout_scale
-        self.scores[rows] = softmax_sum(self.readout_u[rows])
+        if self.decoder is None:
+            self.readout_u[rows] = self.readout_v[rows] / self.readout_scale
+            self.scores[rows] = softmax_sum(self.readout_u[rows])
+            return
+        d = self.decoder  # logits_t = W·(x_t / scale) + bias, then their mean over the steps
+        x = event_values(events[d.source], self.decoder_size, self.decoder_start, self.n_steps) / float(d.scale)
+        self.readout_u[rows] = np.einsum("bth,ch->btc", x, np.asarray(d.weights, np.float64)) + d.bias
+        self.scores[rows] = self.readout_u[rows].mean(axis=1)
 
     def result(self) -> RunResult:
-        network, recordings, n_steps = self.network, self.recordings, self.n_steps
+        recordings, n_steps, n_hidden = self.recordings, self.n_steps, self.n_hidden
+        kinds = [KINDS[n.kind] for n in self.network.neuron_stages]
         states = None
         if self.record_states:
             states = {}
-            for l, (layer, r) in enumerate(zip(network.hidden, recordings)):
-                for name, trajectory in zip(KINDS[layer.kind].states, r.states):
+            for l, (kind, r) in enumerate(zip(kinds[:n_hidden], recordings)):
+                for name, trajectory in zip(kind.states, r.states):
                     states[f"{name}_{l}"] = trajectory
-            states["v_readout"] = self.readout_v
-        window = [c[:, start : start + n_steps] for start, c in zip(self.starts, self.counts[:-1])]
+            if self.decoder is None:
+                states["v_readout"] = self.readout_v
+        window = [c[:, start : start + n_steps] for start, c in zip(self.starts, self.counts[:n_hidden])]
+        no_counts = np.zeros((len(self.scores), 0), np.int64)
         return RunResult(
             scores=self.scores,
-            spikes=[r.spikes.view(bool) for r in recordings[:-1]] if self.keep_spikes else [],
+            spikes=[r.spikes.view(bool) for r in recordings[:n_hidden]] if self.keep_spikes else [],
             readout_u=self.readout_u,
             states=states,
             diagnostics={
-                "overflow_events": np.stack([r.overflow_events for r in recordings], axis=1),
-                "readout_spikes": self.counts[-1].sum(axis=1),
-                "spike_counts": np.stack([w.sum(axis=1) for w in window], axis=1),
+                "overflow_events": np.stack([r.overflow_events for r in recordings], axis=1) if recordings else no_counts,
+                "readout_spikes": self.counts[-1].sum(axis=1) if self.decoder is None else np.zeros(len(self.scores), np.int64),
+                "spike_counts": np.stack([w.sum(axis=1) for w in window], axis=1) if window else no_counts,
             },
         )

@@ -198,3 +198,84 @@ def residual_networks(draw, max_width: int = 10, max_steps: int = 20, max_batch:
     values = st.one_of(st.just(0), st.just(0), st.integers(0, 255), st.integers(256, 400))
     x = np.array(draw(st.lists(values, min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))), np.float32)
     return network, x.reshape(shape)
+
+
+def _graded_synapse(draw, n_out: int, n_in: int, graded: bool, max_payload: int, limit: int,
+                    row_exps: bool = False) -> DenseSynapse:
+    """Any weights on Lava's grid, the exponent (and per-row exponents) drawn and then lowered
+    until every row's largest output stays within ±``limit``."""
+    syn = _synapse(draw, n_out, n_in, graded, max_payload)
+    row_exp = ints(draw, n_out, -3, 3, (0,)) if row_exps else np.zeros(n_out, np.int64)
+    bound = np.abs(syn.weights).sum(axis=1) * (max_payload if graded else 1)
+    exp = syn.weight_exp
+    while exp > -40 and any(int(b) * 2.0 ** (exp + int(e)) > limit for b, e in zip(bound, row_exp)):
+        exp -= 1
+    return DenseSynapse(syn.weights, exp, syn.num_weight_bits, graded, row_exp if row_exps else None)
+
+
+@st.composite
+def ssm_networks(draw, max_h: int = 4, max_modes: int = 3, max_blocks: int = 2, max_steps: int = 14, max_batch: int = 2):
+    """(network, x): a random SpikingSSM / binary-S4D shaped graph of stages (``spiking_ssm.md``
+    §8): a graded encoder Dense, then per block the S4D states reading the residual stream x
+    directly (H channels × m modes), the graded readout Dense over the states (per-row
+    exponents or not), optionally plus a graded D·u Dense through an Add, a soma (the CUBA LIF or
+    the Heaviside) reading that sum or the readout Dense, a binary Dense H → 2H on the spikes, the
+    GLU, and the residual Add (x held back 2 steps; exact or of a declared width and rule), then the
+    host's mean_linear decoder. Parameters over their full ranges (λ up to |λ| = √2, both
+    overflow rules), values bounded where the spec's int32 Dense channel requires it."""
+    from silif_deploy.hw_models.glu import GluParams
+    from silif_deploy.hw_models.network import Glu, MeanLinear
+    from silif_deploy.hw_models.neuron_s4d import HeavisideParams, S4dParams
+
+    frac_bits, state_bits = draw(st.sampled_from([12, 24])), draw(st.sampled_from([24, 32]))
+    half = 1 << (state_bits - 1)
+    prof = profile(state_bits, frac_bits)
+    one = 1 << frac_bits
+    n_in, h, m = draw(st.integers(1, 3)), draw(st.integers(1, max_h)), draw(st.integers(1, max_modes))
+    n_classes = draw(st.integers(1, 4))
+    payload_max = (1 << prof.input_message_bits) - 1
+    limit = 1 << 24  # graded values the Dense stages send stay well inside Lava's int32 channel
+    extreme = draw(st.sampled_from([False, False, True]))
+    stages: list = [Dense("enc", INPUT, _graded_synapse(draw, h, n_in, True, payload_max, limit))]
+    x, x_max = "enc", limit
+    for b in range(draw(st.integers(1, max_blocks))):
+        n = h * m
+        s4d = S4dParams(lam_re=ints(draw, n, -one, one, (0,), extreme), lam_im=ints(draw, n, -one, one, (0,), extreme),
+                        gain=ints(draw, n, -one, one, (0,), extreme), bias=ints(draw, n, -(1 << 20), 1 << 20, (0,)),
+                        frac_bits=frac_bits, input_shift=draw(st.sampled_from([6, 0, 3])), half=half,
+                        mode=draw(st.integers(0, 1)))
+        stages.append(Neurons(f"b{b}.s4d", x, "s4d", s4d, 1))
+        readout = _graded_synapse(draw, h, 2 * n, True, half, limit, row_exps=draw(st.booleans()))
+        stages.append(Dense(f"b{b}.C", f"b{b}.s4d", readout))
+        y = f"b{b}.C"
+        if draw(st.booleans()):  # + D·u: a graded diagonal Dense on x, added
+            d = _graded_synapse(draw, h, h, True, x_max, limit, row_exps=draw(st.booleans()))
+            d.weights[~np.eye(h, dtype=bool)] = 0
+            stages += [Dense(f"b{b}.D", x, d), Add(f"b{b}.y", (f"b{b}.C", f"b{b}.D"))]
+            y = f"b{b}.y"
+        if draw(st.booleans()):
+            soma = draw(readout_params(h, half))
+            stages.append(Neurons(f"b{b}.lif", y, "cuba", soma, 1))
+        else:
+            soma = HeavisideParams(bias=ints(draw, h, -(1 << 20), 1 << 20, (0,)),
+                                   threshold=draw(st.integers(-(1 << 20), 1 << 20)), input_shift=draw(st.sampled_from([0, 6])))
+            stages.append(Neurons(f"b{b}.lif", y, "heaviside", soma, 1))
+        glu_half = 1 << (draw(st.sampled_from([24, 32])) - 1)
+        stages += [Dense(f"b{b}.mix", f"b{b}.lif", _graded_synapse(draw, 2 * h, h, False, 1, limit)),
+                   Glu(f"b{b}.glu", f"b{b}.mix", GluParams(ints(draw, h, -(1 << 20), 1 << 20, (0,)),
+                                                           ints(draw, h, -(1 << 20), 1 << 20, (0,)),
+                                                           draw(st.integers(0, 16)), glu_half, draw(st.integers(0, 1))))]
+        bits = draw(st.sampled_from([0, 24, 25]))
+        stages.append(Add(f"b{b}.res", (x, f"b{b}.glu"), bits, draw(st.sampled_from(["wrap", "saturate"])), (2, 0)))
+        x = f"b{b}.res"
+        x_max = 1 << (bits - 1) if bits else x_max + min(glu_half, limit)
+        limit = max(limit, x_max)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    stages.append(MeanLinear("decoder", x, rng.normal(0, 1, (n_classes, h)), rng.normal(0, 1, n_classes),
+                             float(2 ** draw(st.integers(0, 20)))))
+    network = FixedPointNetwork("spiking_ssm", n_in, stages, draw(st.integers(0, 6)), prof)
+    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_steps)), n_in)
+    reals = st.floats(-300.0, 300.0, allow_nan=False, width=32)
+    x_in = np.array(draw(st.lists(st.one_of(st.just(0.0), reals), min_size=int(np.prod(shape)),
+                                  max_size=int(np.prod(shape)))), np.float64)
+    return network, x_in.reshape(shape)

@@ -1,12 +1,14 @@
 """A slow scalar reference of the fixed-point network, written straight from the integer spec.
 
-Sources: ``loihi_lava.md`` §2 (Dense delivers one step later), §3.1 (Dense), §3.2 (LIF), and the
-docstrings of ``hw_models/{neuron_adaptive,neuron_resonate,neuron_cuba,dense,simulator}.py``.
+Sources: ``loihi_lava.md`` §2 (Dense delivers one step later), §3.1 (Dense), §3.2 (LIF),
+``spiking_ssm.md`` §8 (S4D state, LIF soma, GLU), and the docstrings of
+``hw_models/{neuron_adaptive,neuron_resonate,neuron_s4d,neuron_cuba,glu,dense,network,simulator}.py``.
 Python ints only, one neuron and one step at a time, a Lava-style process loop (every Dense keeps
 the accumulation of the previous step and sends it first), walking the network's stages in their
 order (an Add sums its two sources' values of the same step). It shares no code with the
 simulator: it reads a ``FixedPointNetwork``'s stages only as plain lists and ints, and takes from
-the kind registry only how many states each kind declares.
+the kind registry only how many states each kind declares and whether it sends spikes or states
+(the GLU's sigmoid table is computed here again from its docstring).
 
 Every arithmetic step is checked to stay inside the domain the spec is written for: Dense
 outputs travel on Lava's int32 channel, and every product fits a 64-bit register (what Loihi's
@@ -88,25 +90,26 @@ def lava_weights(rows: list[list[int]], num_weight_bits: int) -> list[list[int]]
 
 
 class Dense:
-    """Lava's ``PyDenseModelBitAcc`` per step: send the previous accumulation, then accumulate."""
+    """Lava's ``PyDenseModelBitAcc`` per step: send the previous accumulation, then accumulate
+    (row n shifted by weight_exp + row_exp[n] where the Dense has per-row exponents)."""
 
-    def __init__(self, weights: list[list[int]], weight_exp: int, graded: bool):
+    def __init__(self, weights: list[list[int]], weight_exp: int, graded: bool, row_exp: list[int] | None = None):
         self.weights = weights
-        self.weight_exp = weight_exp
+        self.exps = [weight_exp + (0 if row_exp is None else row_exp[n]) for n in range(len(weights))]
         self.graded = graded
         self.buffer = [0] * len(weights)
 
     def step(self, s_in: list[int]) -> list[int]:
         out = self.buffer
         acc = []
-        for row in self.weights:
+        for row, exp in zip(self.weights, self.exps):
             total = 0
             for w, s in zip(row, s_in):
                 if self.graded:
                     total += w * s  # graded payload used as-is
                 elif s != 0:
                     total += w  # any non-zero input counts as one spike
-            a = arithmetic_shift(total, self.weight_exp)
+            a = arithmetic_shift(total, exp)
             if abs(a) > INT32_MAX:
                 raise OverflowError(f"Dense output {a} exceeds Lava's int32 channel: outside the spec's domain")
             acc.append(a)
@@ -159,13 +162,50 @@ def cuba_step(a: int, x: list[int], s: int, p: dict, n: int, kind: str, ev: Even
     return spike, [u_new, 0 if spike else v_new]
 
 
+def s4d_step(a: int, x: list[int], s: int, p: dict, n: int, kind: str, ev: Events):
+    """``S4dParams`` (spiking_ssm.md §8.1): x ← λ·x + g·(A + bias) in the real 2×2 form, no spike."""
+    re, im = x
+    f = p["frac_bits"]
+    lr, li = p["lam_re"][n], p["lam_im"][n]
+    re_new = tz(lr * re, f) - tz(li * im, f) + tz(p["gain"][n] * ((a << p["input_shift"]) + p["bias"][n]), f)
+    im_new = tz(li * re, f) + tz(lr * im, f)
+    re_new = ev.apply(re_new, p["mode"], p["half"], kind, "p")
+    im_new = ev.apply(im_new, p["mode"], p["half"], kind, "q")
+    return 0, [re_new, im_new]
+
+
+def heaviside_step(a: int, x: list[int], s: int, p: dict, n: int, kind: str, ev: Events):
+    """``HeavisideParams``: y = A + bias, spike where y > threshold; y is not read back."""
+    y = (a << p["input_shift"]) + p["bias"][n]
+    return int(y > p["threshold"]), [y]
+
+
 STEPS = {
     "silif": adaptive_step, "adlif": adaptive_step, "cadlif": adaptive_step, "lif": adaptive_step,
-    "csilif": resonate_step, "rf": resonate_step, "cuba": cuba_step,
+    "csilif": resonate_step, "rf": resonate_step, "cuba": cuba_step, "s4d": s4d_step, "heaviside": heaviside_step,
 }
 """Per kind: ``step(a, states, s, params, n, kind, events) -> (s_t, states_t)`` with the kind's
 states as a list. A test family adds its own rule here (``STEPS[name] = rule``), written from its
 docstring in the test."""
+
+
+# ------------------------------------------------------------------------------ graded stages
+
+
+def sigmoid_q12(g: int, gate_frac: int) -> int:
+    """``GluParams``: i = clip(floor(g·32 / 2^gate_frac), −256, 255); round(2^12·σ((i + 0.5)/32))."""
+    i = g * 32 >> gate_frac if gate_frac >= 0 else g * 32 << -gate_frac  # floor: Python's >> on ints
+    i = max(-256, min(255, i))
+    return round(4096 / (1 + math.exp(-(i + 0.5) / 32)))
+
+
+def glu(values: list[int], p: dict) -> list[int]:
+    """z_h = ovf(tz(a_h·σ(g_h), 12)), a = the first half of the values + bias_a, g the second + bias_g."""
+    h = len(values) // 2
+    a = [values[i] + p["bias_a"][i] for i in range(h)]
+    g = [values[h + i] + p["bias_g"][i] for i in range(h)]
+    z = [tz(a[i] * sigmoid_q12(g[i], p["gate_frac"]), 12) for i in range(h)]
+    return [wrap(v, p["half"]) if p["mode"] == 0 else saturate(v, p["half"]) for v in z]
 
 
 # ---------------------------------------------------------------------------------- network
@@ -212,82 +252,119 @@ def _params(stage) -> dict:
 
 def _graph(network) -> list[tuple]:
     """The stages as plain data, in run order: ("dense", name, source, Dense), ("neurons", name,
-    source, kind, params, n), ("add", name, a, b). The readout is the last neuron stage."""
+    source, kind, params, n), ("add", name, a, b, lags, half, rule), ("glu", name, source, params).
+    With a softmax_sum, the readout is the last neuron stage."""
     out = []
     for stage in network.stages:
         kind = type(stage).__name__
         if kind == "Dense":
             syn = stage.synapse
-            dense = Dense(lava_weights(syn.weights.tolist(), syn.num_weight_bits), int(syn.weight_exp), bool(syn.graded))
+            row_exp = None if syn.row_exp is None else [int(e) for e in syn.row_exp]
+            dense = Dense(lava_weights(syn.weights.tolist(), syn.num_weight_bits), int(syn.weight_exp), bool(syn.graded), row_exp)
             out.append(("dense", stage.name, stage.source, dense))
         elif kind == "Neurons":
             p = _params(stage)
             n = len(next(v for v in p.values() if isinstance(v, list)))
             out.append(("neurons", stage.name, stage.source, stage.kind, p, n))
         elif kind == "Add":
-            out.append(("add", stage.name, *stage.sources))
+            half = 0 if stage.bits == 0 else 2 ** (stage.bits - 1)
+            out.append(("add", stage.name, *stage.sources, [int(v) for v in stage.lags], half, stage.overflow))
+        elif kind == "Glu":
+            out.append(("glu", stage.name, stage.source, _params(stage)))
         else:
-            assert kind == "SoftmaxSum" and stage is network.stages[-1], kind
+            assert kind in ("SoftmaxSum", "MeanLinear") and stage is network.stages[-1], kind
     return out
 
 
-def run(network, x) -> ReferenceRun:
-    """Run (batch, T, channels) input ``x`` through ``network`` one neuron and one step at a time."""
-    graph = _graph(network)
+def _delays(graph: list[tuple]) -> dict[str, int]:
+    """Steps from the input to each stage: one per Dense, plus an Add's lag of its first source."""
     delay = {"input": 0}
     for stage in graph:
-        delay[stage[1]] = delay[stage[2]] + (stage[0] == "dense")
+        delay[stage[1]] = delay[stage[2]] + (stage[0] == "dense") + (stage[4][0] if stage[0] == "add" else 0)
+    return delay
+
+
+def run(network, x) -> ReferenceRun:
+    """Run (batch, T, channels) input ``x`` through ``network`` one neuron and one step at a time.
+
+    With a ``mean_linear`` decoder every neuron stage is hidden; ``readout_v`` is then empty and
+    ``readout_u`` holds the per-step logits W·(x_t / scale) + bias, ``scores`` their mean."""
+    graph = _graph(network)
+    delay = _delays(graph)
+    last = network.stages[-1]
+    decoder = type(last).__name__ == "MeanLinear"
     neurons = [stage for stage in graph if stage[0] == "neurons"]
     delays = [delay[stage[1]] for stage in neurons]
+    depth = delay[last.source]
     samples = x.tolist() if hasattr(x, "tolist") else x
-    traces = [_run_sample(network, frames, delays[-1]) for frames in samples]
+    runs = [_run_sample(network, frames, depth) for frames in samples]
+    traces = [r[0] for r in runs]
     n_steps = len(samples[0]) if samples else 0
 
-    spikes = [[tr[l].spikes[d : d + n_steps] for tr in traces] for l, d in enumerate(delays[:-1])]
-    depth = delays[-1]
-    readout_v = [tr[-1].states[1][depth : depth + n_steps] for tr in traces]  # cuba: (u, v)
-    scale = network.readout.scale
-    readout_u = [[[v / scale for v in row] for row in sample] for sample in readout_v]
-    scores = [_softmax_sum(sample) for sample in readout_u]
+    hidden = delays if decoder else delays[:-1]
+    spikes = [[tr[l].spikes[d : d + n_steps] for tr in traces] for l, d in enumerate(hidden)]
+    if decoder:
+        weights, bias, scale = last.weights.tolist(), last.bias.tolist(), float(last.scale)
+        readout_v = []
+        readout_u = [[[sum(w * (v / scale) for w, v in zip(row, values)) + b for row, b in zip(weights, bias)]
+                      for values in r[1][depth : depth + n_steps]] for r in runs]
+        scores = [[sum(step[c] for step in sample) / len(sample) for c in range(len(bias))] for sample in readout_u]
+    else:
+        readout_v = [tr[-1].states[1][depth : depth + n_steps] for tr in traces]  # cuba: (u, v)
+        scale = network.readout.scale
+        readout_u = [[[v / scale for v in row] for row in sample] for sample in readout_v]
+        scores = [_softmax_sum(sample) for sample in readout_u]
     finals = [[([x_j[-1] for x_j in t.states], t.spikes[-1]) for t in tr] for tr in traces]
     return ReferenceRun(traces, spikes, readout_v, readout_u, scores, finals, delays)
 
 
-def _run_sample(network, frames, depth: int) -> list[LayerTrace]:
+def _run_sample(network, frames, depth: int) -> tuple[list[LayerTrace], list[list[int]]]:
+    """The traces of every neuron stage, and the values the last stage reads, per step."""
     graph = _graph(network)  # fresh Dense buffers per sample
     n_steps = len(frames)
     total = n_steps + depth
     f_in, msg_bits = network.input_frac_bits, network.profile.input_message_bits
     n_in = network.n_inputs
-    delay = {"input": 0}
-    for stage in graph:
-        delay[stage[1]] = delay[stage[2]] + (stage[0] == "dense")
+    delay = _delays(graph)
     state, traces = {}, {}
     for _, name, _, kind, _, n in (stage for stage in graph if stage[0] == "neurons"):
         k = len(KINDS[kind].states)  # the kind's declared number of states, all zero before the first update
         state[name] = ([[0] * n for _ in range(k)], [0] * n)
         traces[name] = LayerTrace([], [[] for _ in range(k)], Events())
+    history: dict[str, list[list[int]]] = {}  # every stage's values at every step so far (an Add's lags)
     for t in range(total):
         values = {"input": [input_payload(v, f_in, msg_bits) for v in frames[t]] if t < n_steps else [0] * n_in}
         for stage in graph:
             if stage[0] == "dense":
                 values[stage[1]] = stage[3].step(values[stage[2]])
             elif stage[0] == "add":
-                values[stage[1]] = [a + b for a, b in zip(values[stage[2]], values[stage[3]])]
+                _, name, a, b, lags, half, rule = stage
+                xa = history[a][t - lags[0]] if t >= lags[0] else [0] * len(values[a])
+                xb = history[b][t - lags[1]] if t >= lags[1] else [0] * len(values[b])
+                y = [u + v for u, v in zip(xa, xb)]
+                if half:
+                    y = [wrap(v, half) if rule == "wrap" else saturate(v, half) for v in y]
+                values[name] = y
+            elif stage[0] == "glu":
+                values[stage[1]] = glu(values[stage[2]], stage[3])
             else:
                 _, name, source, kind, p, n = stage
-                a, trace = values[source], traces[name]
+                a_src, trace = values[source], traces[name]
+                fan = n // len(a_src)  # a Dense of n values: 1; graded values of H channels: neuron i reads i // fan
                 x, s = state[name]
                 if t >= delay[name]:  # a neuron stage idles (zero state, no spikes) before its delay
-                    updated = [STEPS[kind](a[i], [x_j[i] for x_j in x], s[i], p, i, kind, trace.events) for i in range(n)]
+                    updated = [STEPS[kind](a_src[i // fan], [x_j[i] for x_j in x], s[i], p, i, kind, trace.events)
+                               for i in range(n)]
                     s = [u[0] for u in updated]
                     x = [[u[1][j] for u in updated] for j in range(len(x))]
                     state[name] = (x, s)
                 trace.spikes.append(s)
                 for j, x_j in enumerate(x):
                     trace.states[j].append(x_j)
-                values[name] = s
-    return [traces[stage[1]] for stage in graph if stage[0] == "neurons"]
+                values[name] = [v for x_j in x for v in x_j] if KINDS[kind].output == "states" else s
+            history.setdefault(stage[1], []).append(values[stage[1]])
+    read = history[network.stages[-1].source]
+    return [traces[stage[1]] for stage in graph if stage[0] == "neurons"], read
 
 
 def _softmax_sum(rows: list[list[float]]) -> list[float]:

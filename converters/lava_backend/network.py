@@ -36,7 +36,7 @@ from lava.utils.weightutils import SignMode  # noqa: E402
 from silif_deploy.converters.lava_backend.processes import AddValues, FixedPointNeurons, SpikeRecorder
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
-from silif_deploy.hw_models.network import INPUT, Add, FixedPointNetwork, Neurons
+from silif_deploy.hw_models.network import INPUT, Add, FixedPointNetwork, Neurons, SoftmaxSum, layer_pairs
 from silif_deploy.hw_models.neuron_kinds import KINDS, NeuronState, step
 
 LAVA_MAX_WEIGHT_BITS = 8
@@ -75,6 +75,15 @@ class LavaNetwork:
 
 def check_lava_compatible(network: FixedPointNetwork) -> None:
     """Refuse what Lava's own Dense and LIF cannot express, with what to do instead."""
+    paired = {st.name for pair in layer_pairs(network.stages) for st in pair}
+    for stage in network.stages:
+        plain_add = isinstance(stage, Add) and stage.bits == 0 and tuple(stage.lags) == (0, 0)
+        row_exp = isinstance(stage, Neurons) and stage.name in paired and network.stage(stage.source).synapse.row_exp is not None
+        if row_exp or not (stage.name in paired or plain_add or isinstance(stage, SoftmaxSum)):
+            raise SilifDeployError(
+                f"stage '{stage.name}' ({type(stage).__name__}) has no Lava process yet (the graded-value stages of "
+                "SpikingSSM and binary S4D run in the bit-accurate simulator only): use --engine fixed"
+            )
     for i, layer in enumerate(network.layers):
         bits = layer.synapse.num_weight_bits
         if bits > LAVA_MAX_WEIGHT_BITS:
