@@ -19,7 +19,7 @@ from random_networks import fixed_networks, float_network
 
 from silif_deploy.converters.quantize import quantize
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models import fixed_point, simulator
+from silif_deploy.hw_models import fixed_point, glu, simulator
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.neuron_loops import Events, _KernelSourceCache, input_events, payload_type
 from silif_deploy.hw_models.profile import load_profile
@@ -134,6 +134,7 @@ def test_nan_input_is_refused():
 
 
 def test_disk_cache_key_covers_every_kernel_source():
-    """numba only checks the cached function's own file; the kernels' files must be in the key."""
-    files = {inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point)}
+    """numba only checks the cached function's own file; the kernels' files must be in the key
+    (every kind's, the integer primitives' and the GLU stage's, compiled into the graded loops)."""
+    files = {inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point), inspect.getfile(glu)}
     assert len(files) >= 4 and set(_KernelSourceCache._sources) == files
