@@ -105,7 +105,7 @@ def _plan(network: FixedPointNetwork) -> _Plan:
     # a Dense runs fused with the spiking neuron stage that is its only reader (the fast path)
     fused = {st.source for st in network.stages if isinstance(st, Neurons) and st.source in dense
              and readers[st.source] == 1 and KINDS[st.kind].output != STATES and dense[st.source].synapse.row_exp is None
-             and neuron_count(st) == dense[st.source].synapse.fan_out}
+             and neuron_count(st, dense[st.source].synapse.fan_out) == dense[st.source].synapse.fan_out}
     layers, steps, starts, kinds, counts = [], [], [], [], []
     for stage in network.stages:
         name = stage.name
