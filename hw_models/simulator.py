@@ -39,7 +39,7 @@ from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.graded_loops import dense_values, glu_values, neuron_values
 from silif_deploy.hw_models.network import (
-    INPUT, Add, Dense, FixedLayer, FixedPointNetwork, Glu, MeanLinear, Neurons, graph_problem, neuron_count,
+    INPUT, Add, Dense, FixedLayer, FixedPointNetwork, Glu, MeanLinear, Neurons, graph_problem, layer_pairs, neuron_count,
 )
 from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND, STATES
 from silif_deploy.hw_models.neuron_loops import (
@@ -97,15 +97,11 @@ def _plan(network: FixedPointNetwork) -> _Plan:
     delays = network.delays()
     payload = {INPUT: (1 << network.profile.input_message_bits) - 1}  # the largest |value| each stage sends
     sizes, graded = {INPUT: network.n_inputs}, {INPUT}
-    readers: dict[str, int] = {}
-    for stage in network.stages:
-        for source in (stage.sources if isinstance(stage, Add) else (stage.source,)):
-            readers[source] = readers.get(source, 0) + 1
     dense = {st.name: st for st in network.stages if isinstance(st, Dense)}
-    # a Dense runs fused with the spiking neuron stage that is its only reader (the fast path)
-    fused = {st.source for st in network.stages if isinstance(st, Neurons) and st.source in dense
-             and readers[st.source] == 1 and KINDS[st.kind].output != STATES and dense[st.source].synapse.row_exp is None
-             and neuron_count(st, dense[st.source].synapse.fan_out) == dense[st.source].synapse.fan_out}
+    # a layer (a Dense and the neuron stage that is its only reader) runs fused when the neurons spike
+    # and the Dense has one exponent (the fast path)
+    fused = {d.name for d, neurons in layer_pairs(network.stages)
+             if KINDS[neurons.kind].output != STATES and d.synapse.row_exp is None}
     layers, steps, starts, kinds, counts = [], [], [], [], []
     for stage in network.stages:
         name = stage.name
