@@ -163,7 +163,7 @@ def float_network(rng: np.random.Generator, kind: str, sizes: list[int], n_class
 @st.composite
 def residual_networks(draw, max_width: int = 10, max_steps: int = 20, max_batch: int = 2):
     """(network, x): a residual-style graph of stages. Two branches of neurons read the input
-    (each through its own Dense), their spikes are added (values 0, 1, 2), a graded Dense reads
+    (each through its own Dense, or twins with equal weights and parameters), their spikes are added (values 0, 1, 2), a graded Dense reads
     the sum; the readout reads either that layer or, through a second Add, the sum of that layer
     and a parallel one (so Adds of Adds and graded Dense on sums are both drawn)."""
     frac_bits, state_bits = draw(st.sampled_from([12, 24])), draw(st.sampled_from([24, 32]))
@@ -180,7 +180,11 @@ def residual_networks(draw, max_width: int = 10, max_steps: int = 20, max_batch:
                        Neurons(name, f"{name}.dense", kind, params, params.threshold)])
 
     neurons("A", INPUT, n, n_in, draw(st.booleans()), payload_max)
-    neurons("B", INPUT, n, n_in, draw(st.booleans()), payload_max)
+    if draw(st.booleans()):  # twins spike together, so the sum surely carries 2s in some cases
+        dense, a = stages
+        stages.extend([Dense("B.dense", INPUT, dense.synapse), Neurons("B", "B.dense", a.kind, a.params, a.scale)])
+    else:
+        neurons("B", INPUT, n, n_in, draw(st.booleans()), payload_max)
     stages.append(Add("A+B", ("A", "B")))
     neurons("C", "A+B", m, n, True, 2)
     last = "C"
