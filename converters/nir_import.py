@@ -137,7 +137,7 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
     kind, n_hidden = config["model_type"], len(config["hidden_sizes"])
     template = graph_template(kind, n_hidden)
     legacy = node_names(template, legacy_ports=True)["input"] in graph.nodes  # written before the ports were renamed
-    _check_structure(graph, template, source, legacy)
+    check_structure(graph, template, source, legacy)
     names = node_names(template, legacy)
     _check_shapes(graph, names, kind, [config["n_inputs"], *config["hidden_sizes"], config["n_classes"]], source)
 
@@ -150,10 +150,10 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph"):
 
     state: dict[str, np.ndarray] = {}
     for i, affine, neuron, label in layers:
-        _check_marker(affine.metadata, "batchnorm_fold", label)
-        _check_marker(neuron.metadata, kind if i < n_hidden else readout.NIR_EXT, label)
+        check_marker(affine.metadata, "batchnorm_fold", label)
+        check_marker(neuron.metadata, kind if i < n_hidden else readout.NIR_EXT, label)
         if i < n_hidden:
-            _check_structure(neuron, family(kind).nir.template, label)
+            check_structure(neuron, family(kind).nir.template, label)
             _check_body(kind, neuron, label)
         else:
             readout.check_nir(neuron, label)
@@ -202,7 +202,7 @@ def _int(value: Any) -> int:
         return -1
 
 
-def _check_structure(graph: nir.NIRGraph, template, label: str, legacy_ports: bool = False) -> None:
+def check_structure(graph: nir.NIRGraph, template, label: str, legacy_ports: bool = False) -> None:
     """Node names, node types and edges exactly as the template writes them."""
     names = node_names(template, legacy_ports)
     expected = {names[role]: kind for role, kind, _ in template}
@@ -255,7 +255,7 @@ def _check_shapes(graph: nir.NIRGraph, names: dict[str, str], kind: str, sizes: 
         fail(names["output"], "output", out, (sizes[-1],))
 
 
-def _check_marker(meta: dict[str, Any], expected: str, label: str) -> None:
+def check_marker(meta: dict[str, Any], expected: str, label: str) -> None:
     if meta.get("nir_ext") != expected:
         raise SilifDeployError(f"{label}: payload marker nir_ext is {meta.get('nir_ext')!r}, expected '{expected}'")
     if _int(meta.get("nir_ext_version")) != NIR_EXT_VERSION:

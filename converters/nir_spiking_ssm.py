@@ -221,7 +221,7 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph") -> ssm.SpikingSSMNe
     for bit the exported model), after checking the structure, and that the body and the discrete
     payload state that same model."""
     from silif_deploy.converters.checkpoint import import_torch
-    from silif_deploy.converters.nir_import import _check_marker, _check_structure
+    from silif_deploy.converters.nir_import import check_marker, check_structure
 
     torch = import_torch()
     try:
@@ -229,7 +229,7 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph") -> ssm.SpikingSSMNe
     except (KeyError, TypeError, ValueError) as err:
         raise SilifDeployError(f"{source}: graph metadata lacks a readable SpikingSSM config ({err})") from None
     template = graph_template(config)
-    _check_structure(graph, template, source)
+    check_structure(graph, template, source)
     names = node_names(template)
     state: dict[str, np.ndarray] = {}
     _collect_state(graph, state)
@@ -244,7 +244,7 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph") -> ssm.SpikingSSMNe
         return f"{source} ('{names[role]}')"
 
     def affine(role: str, kind: str, weight: np.ndarray, bias: np.ndarray) -> None:
-        _check_marker(node(role).metadata, kind, label(role))
+        check_marker(node(role).metadata, kind, label(role))
         agree(label(role), "Affine weight", node(role).weight, weight)
         agree(label(role), "Affine bias", node(role).bias, bias)
 
@@ -256,11 +256,11 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph") -> ssm.SpikingSSMNe
         affine(f"glu{i}", "glu", block.glu_w[:h], block.glu_b[:h])
         _check_s4d(node(f"s4d{i}"), block, label(f"s4d{i}"), S4D_BODY)
         if config.neuron == "heaviside":
-            _check_marker(node(f"spike{i}").metadata, "heaviside", label(f"spike{i}"))
+            check_marker(node(f"spike{i}").metadata, "heaviside", label(f"spike{i}"))
             agree(label(f"spike{i}"), "threshold", node(f"spike{i}").threshold, np.zeros(h))
         else:
             lif = node(f"lif{i}")
-            _check_marker(lif.metadata, "spiking_ssm_lif", label(f"lif{i}"))
+            check_marker(lif.metadata, "spiking_ssm_lif", label(f"lif{i}"))
             decay, weight = li_step(lif.tau, DT)
             agree(label(f"lif{i}"), "decay", decay, np.full(h, ssm.LIF_TAU))
             agree(label(f"lif{i}"), "input gain", weight * lif.r, np.ones(h))
@@ -272,10 +272,10 @@ def from_nir(graph: nir.NIRGraph, source: str = "NIR graph") -> ssm.SpikingSSMNe
 
 def _check_s4d(graph: nir.NIRGraph, block: ssm.S4DBlockArrays, label: str, template: Template) -> None:
     """The discrete payload equals what the rebuilt block computes (bit for bit); the body states it."""
-    from silif_deploy.converters.nir_import import _check_marker, _check_structure
+    from silif_deploy.converters.nir_import import check_marker, check_structure
 
-    _check_marker(graph.metadata, "s4d", label)
-    _check_structure(graph, template, label)
+    check_marker(graph.metadata, "s4d", label)
+    check_structure(graph, template, label)
     meta = graph.metadata
     for key, value in (("lam_re", block.lam.real), ("lam_im", block.lam.imag), ("c_re", block.c.real),
                        ("c_im", block.c.imag), ("d", block.d), ("theta", block.theta)):
