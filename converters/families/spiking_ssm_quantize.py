@@ -28,7 +28,7 @@ keeps slow modes' states near their readout's scale; the readout row divides by 
 with the rounded g_n). The soma's unit is V = 64·vth + 1 (its ``≥ Θ`` as ``> Θ − 1 = vth << 6``),
 y_int = y/θ·V/64, vth the largest that keeps the calibrated max |y/θ| × headroom within 17 bits
 (u = y_int << 6 wraps at 24 on loihi2) and D·b'/θ within the bias format. S_x is the largest power of two
-with the stream's range × headroom in 24 bits, S_x ≤ V/256 (D·u rows on the weight grid) and the
+with the stream's range × headroom in 24 bits, S_x ≤ V/64 (D·u's rows keep their bits: :data:`STREAM_PER_SOMA_UNIT`) and the
 S4D biases within the bias format. Without calibration every range is the profile's
 ``default_state_range`` (and the S4D state's |u|/(1 − |λ|)).
 
@@ -71,6 +71,10 @@ READOUT_WEIGHT_FLOOR = 127
 """The smallest integer readout weight a state's scale σ_n may leave at its row's exponent (7 bits;
 half the 8-bit format's range): a larger σ_n holds the state more precisely (the rotation truncates
 each product toward zero) but leaves its weight fewer bits."""
+STREAM_PER_SOMA_UNIT = 1.0
+"""S_x ≤ this × U_y (U_y: the soma input's integer for y/θ = 1): keeps D·u's diagonal weights D·a/θ·U_y/S_x
+near or above 1, where the weight format's exponent floor leaves them their bits (measured on the
+load_digits fixtures: 1 beat 1/4 and 4 on spike and prediction agreement)."""
 GATE_FRAC = 12
 """The GLU gate's fraction bits (its table steps by 2^−5, so 12 leaves the rounding to the table)."""
 LIF_DU, LIF_DV = 4095, 3584
@@ -232,7 +236,7 @@ def quantize_spiking_ssm(
     units = [(64 * v + 1) / 64 for v in vths]  # U_y: the y_int of y/θ = 1
 
     # the stream scale S_x = 2^k
-    s_limit = min(state_max / stream_range, min(units) / 4)
+    s_limit = min(state_max / stream_range, min(units) * STREAM_PER_SOMA_UNIT)
     for blk, b in zip(arrays.blocks, offsets):
         ratio = float(np.abs(b / np.where(blk.norm_scale != 0, blk.norm_scale, np.inf)).max(initial=0.0))
         if ratio > 0:
@@ -302,6 +306,7 @@ def quantize_spiking_ssm(
             "block": i, "h": h, "modes": modes, "soma": "heaviside" if binary else "cuba",
             "vth": vth, "soma_unit": 64 * vth + 1, "y_range": y_ranges[i],
             "state_scale_min": float(sigma.min()), "state_scale_max": float(sigma.max()),
+            "gain_zeroed": int(np.count_nonzero(g_real < 0.5)),  # held at 1 (its state scale follows it exactly)
             "gain_at_one": int(np.count_nonzero(np.abs(g) == 1)),
             "gain_at_max": int(np.count_nonzero(np.abs(g) == one)),
             "lambda_zero": int(np.count_nonzero((lam_re == 0) & (lam_im == 0))),
