@@ -31,6 +31,7 @@ torch = pytest.importorskip("torch")
 
 import silif_deploy  # noqa: E402
 from conftest import REFERENCE  # noqa: E402
+from test_spiking_ssm_chain import golden as chain_golden, golden_spikes, one_line_refusal  # noqa: E402
 from test_ssm_stages import assert_graph_matches_reference  # noqa: E402
 from silif_deploy.converters.artifact import (  # noqa: E402
     artifact_identity, check_network, float_model_from_artifact, read_artifact, write_artifact,
@@ -49,13 +50,7 @@ CONFIGS = ("pre_bn_s4d", "pre_bn_trainB", "post_bn_s4d")
 
 
 def golden(config: str) -> dict:
-    data = np.load(GOLDENS / f"{config}_seed7_bptt.npz")
-    return {k: data[k] for k in data.files}
-
-
-def golden_spikes(g: dict, i: int) -> np.ndarray:
-    shape = tuple(int(n) for n in g[f"spikes_l{i}_shape"])
-    return np.unpackbits(g[f"spikes_l{i}"], axis=-1, count=shape[-1]).reshape(shape).astype(bool)
+    return chain_golden(config, "bptt")
 
 
 def random_model(neuron: str, prenorm: bool, trainable_b: bool, seed: int, h: int = 4, n: int = 4):
@@ -162,7 +157,7 @@ def test_a_perturbed_frame_moves_no_earlier_aligned_spike(neuron):
     moved = [np.flatnonzero(np.any(a.spikes[l] != b.spikes[l], axis=(0, 2))) for l in ssm_q.soma_stage_indices(network)]
     assert all(m.size == 0 or m[0] >= t0 for m in moved), moved
     assert moved[0].size and moved[0][0] == t0, "block 0's soma sees frame t0 at its aligned step t0 (K[0], D·u)"
-    delays = ssm_q.stage_delays(network)
+    delays = network.delays()
     assert [delays[network.neuron_stages[l].name] for l in ssm_q.soma_stage_indices(network)] == [2, 4]
     assert network.delay == 5  # the decoder reads steps 5 … 5 + T − 1: float frames 0 … T − 1
 
@@ -208,15 +203,6 @@ def test_artifact_round_trip_keeps_network_and_float_model(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-
-
-def one_line_refusal(capsys, argv: list[str], *words: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
 
 
 def export_or_xfail(argv: list[str]) -> None:

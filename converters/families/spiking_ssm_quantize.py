@@ -39,7 +39,7 @@ residual (after the mix Dense) at step 3 + 2i, where the stream is held back 2 s
 The simulator already aligns every neuron stage by its delay (``RunResult.spikes[l][:, t]`` is
 stage l's step t + delay): :func:`soma_stage_indices` says which entries of the fixed-point
 ``spikes`` list are the blocks' somas (the float model's ``spikes[i]``); the s4d stages in
-between send states, never spikes. :func:`stage_delays` gives the delay of every stage. The
+between send states, never spikes. :meth:`FixedPointNetwork.delays` gives the delay of every stage. The
 decoder reads the last residual stream at steps delay … delay + T − 1, the T steps aligned with
 float frames 0 … T − 1 (the simulator runs T + delay steps, feeding zero input after the last
 frame to flush the pipeline), so its mean covers exactly the float model's frames.
@@ -329,12 +329,6 @@ def quantize_spiking_ssm(
 # ---------------------------------------------------------------------------------------------------
 # Float vs fixed alignment
 # ---------------------------------------------------------------------------------------------------
-def stage_delays(network: FixedPointNetwork) -> dict[str, int]:
-    """Steps from an input frame to each stage (one per Dense, plus the residual lags): fixed-point
-    step t + delay of a stage is float step t."""
-    return network.delays()
-
-
 def soma_stage_indices(network: FixedPointNetwork) -> list[int]:
     """Indices, into the fixed-point ``RunResult.spikes`` (one entry per neuron stage, in run order),
     of the blocks' somas: entry ``soma_stage_indices(net)[i]`` is the float model's ``spikes[i]``,
