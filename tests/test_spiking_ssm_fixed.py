@@ -134,12 +134,13 @@ def fixed_vs_float64(model, x: np.ndarray, profile: str = "loihi2") -> dict:
 def test_fixed_point_tracks_float64_on_the_authors_checkpoints(config):
     model = silif_deploy.load_model(GOLDENS / f"{config}_seed7.lightning.pt")
     m = fixed_vs_float64(model, golden(config)["input"])
-    # measured (loihi2, calibrated on the golden input itself): S4D states 4–15 % (slow modes, whose
-    # state scale the readout's exponent floor keeps small), y 0.4–1.5 %, spikes ≥ 99.4 % per block
-    assert max(m["y"]) < 0.03, m
-    assert max(m["state"]) < 0.25, m
-    assert min(m["spikes"]) > 0.99, m
-    assert m["logits"] < 0.03, m
+    # measured (loihi2, calibrated on the golden input itself): S4D states 1.8–5.6 % (slow modes, whose
+    # state scale the readout's exponent floor keeps small), y 0.46–1.57 %, spikes ≥ 99.73 % per block,
+    # logits within 0.0056 (docs/quantization_ssm.md)
+    assert max(m["y"]) < 0.025, m
+    assert max(m["state"]) < 0.08, m
+    assert min(m["spikes"]) > 0.995, m
+    assert m["logits"] < 0.01, m
 
 
 @pytest.mark.parametrize("neuron", ["lif", "heaviside"])
@@ -306,3 +307,18 @@ def test_cli_refuses_netx_sdn_and_sweep_in_one_line(tmp_path, capsys):
     one_line_refusal(capsys, ["sweep", ckpt, "--data", str(x), "--weight-bits", "8", "-o", str(tmp_path / "sweep")],
                      "sweep", "--calibrate")
     assert not (tmp_path / "o.npz").exists() and not (tmp_path / "sweep").exists()
+
+
+def test_a_dead_batchnorm_channel_sets_no_scale():
+    """A pre-norm channel whose BatchNorm weight is 0 (u constant) neither crashes the quantizer nor
+    shrinks the stream scale the other channels share; its clipped S4D bias is counted."""
+    model = random_model("lif", True, False, seed=3)
+    x = np.random.default_rng(3).normal(0.3, 1.0, (2, 10, 2))
+    before = quantize_model(model, load_profile("loihi2"), x)
+    with torch.no_grad():
+        model.backbone.norms[0].weight[1] = 0.0
+    after = quantize_model(model, load_profile("loihi2"), x)
+    check_network(after)
+    assert after.quantization["stream_scale"] >= before.quantization["stream_scale"] / 4
+    assert after.quantization["blocks"][0]["s4d_biases_out_of_range"] > 0
+    assert np.isfinite(simulate(after, x).scores).all()
