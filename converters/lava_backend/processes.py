@@ -12,7 +12,7 @@ import (no torch, nothing slow).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -34,6 +34,20 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from silif_deploy.hw_models.fixed_point import overflow
 from silif_deploy.hw_models.glu import SIGMOID_TABLE, glu_value
 from silif_deploy.hw_models.neuron_kinds import KINDS, STATES, NeuronState, step
+
+
+# int64 channels and Vars: 32-bit states (wrapping to +2^31), their sums and graded values exceed int32
+IN_VALUES = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
+OUT_VALUES = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=32)
+VAR_VALUES = LavaPyType(np.ndarray, np.int64, precision=32)
+
+
+def fixed_pt_model(proc: type) -> Callable[[type], type]:
+    """``@implements(proc, LoihiProtocol) @requires(CPU) @tag("fixed_pt")``: how every model here is declared."""
+    def declare(model: type) -> type:
+        return implements(proc=proc, protocol=LoihiProtocol)(requires(CPU)(tag("fixed_pt")(model)))
+
+    return declare
 
 
 class FixedPointNeurons(AbstractProcess):
@@ -65,18 +79,15 @@ class FixedPointNeurons(AbstractProcess):
         self.trace = Var(shape=(max(n_record, 1), k * shape[0]), init=0)
 
 
-@implements(proc=FixedPointNeurons, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@fixed_pt_model(FixedPointNeurons)
 class PyFixedPointNeuronsModel(PyLoihiProcessModel):
     """Calls the simulator's own integer step: one definition of every neuron kind."""
 
-    # int64 channels and states: 32-bit states (wrapping to +2^31), their sums and graded inputs exceed int32
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=32)
-    x: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    a_in: PyInPort = IN_VALUES
+    s_out: PyOutPort = OUT_VALUES
+    x: np.ndarray = VAR_VALUES
     s: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
-    trace: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    trace: np.ndarray = VAR_VALUES
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -143,13 +154,11 @@ class GradedDense(AbstractProcess):
         self.a_buff = Var(shape=(weights.shape[0],), init=0)
 
 
-@implements(proc=GradedDense, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@fixed_pt_model(GradedDense)
 class PyGradedDenseModel(PyLoihiProcessModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=32)
-    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    s_in: PyInPort = IN_VALUES
+    a_out: PyOutPort = OUT_VALUES
+    a_buff: np.ndarray = VAR_VALUES
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -179,13 +188,11 @@ class AddValues(AbstractProcess):
         self.s_out = OutPort(shape=shape)
 
 
-@implements(proc=AddValues, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@fixed_pt_model(AddValues)
 class PyAddValuesModel(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=32)
+    a_in: PyInPort = IN_VALUES
+    b_in: PyInPort = IN_VALUES
+    s_out: PyOutPort = OUT_VALUES
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -214,12 +221,10 @@ class GluValues(AbstractProcess):
         self.s_out = OutPort(shape=shape)
 
 
-@implements(proc=GluValues, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@fixed_pt_model(GluValues)
 class PyGluValuesModel(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64, precision=32)
+    a_in: PyInPort = IN_VALUES
+    s_out: PyOutPort = OUT_VALUES
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -240,12 +245,10 @@ class ValueRecorder(AbstractProcess):
         self.values = Var(shape=(n_steps, shape[0]), init=0)
 
 
-@implements(proc=ValueRecorder, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@fixed_pt_model(ValueRecorder)
 class PyValueRecorderModel(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    values: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    a_in: PyInPort = IN_VALUES
+    values: np.ndarray = VAR_VALUES
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -273,9 +276,7 @@ class SpikeRecorder(AbstractProcess):
         self.packed = Var(shape=(-(-n_steps * shape[0] // PACKED_BITS),), init=0)
 
 
-@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@fixed_pt_model(SpikeRecorder)
 class PySpikeRecorderModel(PyLoihiProcessModel):
     """Sets the bits of this step's spikes: a silent neuron costs nothing."""
 
