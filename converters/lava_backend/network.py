@@ -138,8 +138,9 @@ def value_bounds(network: FixedPointNetwork) -> dict[str, int]:
     for stage in network.stages:
         if isinstance(stage, DenseStage):
             syn = stage.synapse
-            acc = np.abs(syn.weights).sum(axis=1) * (bound[stage.source] if syn.graded else 1)
-            bound[stage.name] = max((_shifted_bound(int(a), int(e)) for a, e in zip(acc, syn.exponents)), default=0)
+            x = bound[stage.source] if syn.graded else 1  # Python ints: the bounds may pass int64
+            acc = [int(a) * x for a in np.abs(syn.weights).sum(axis=1)]
+            bound[stage.name] = max((_shifted_bound(a, int(e)) for a, e in zip(acc, syn.exponents)), default=0)
         elif isinstance(stage, Neurons):
             sends_states = KINDS[stage.kind].output == STATES
             bound[stage.name] = (getattr(stage.params, "half", None) or 1 << 62) if sends_states else 1
