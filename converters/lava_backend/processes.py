@@ -96,12 +96,10 @@ class PyFixedPointNeuronsModel(PyLoihiProcessModel):
         self.start_step = proc_params["start_step"]
         self.n_record = proc_params["n_record"]
         self.sends_states = KINDS[self.kind].output == STATES
-        self.fan = -1  # N / n_src, known once the states' shape is
+        self.fan = proc_params["shape"][0] // proc_params["n_src"]  # neuron i reads value i // fan
 
     def run_spk(self) -> None:
         a = self.a_in.recv()
-        if self.fan < 0:
-            self.fan = self.x.shape[1] // a.shape[0]
         if self.fan > 1:
             a = np.repeat(a, self.fan)
         if self.time_step >= self.start_step:
