@@ -63,6 +63,14 @@ def softmax_sum(u: np.ndarray) -> np.ndarray:
     return e.sum(axis=1)
 
 
+def mean_linear(decoder: MeanLinear, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The host's decoder (:class:`~.network.MeanLinear`) on the (batch, T, H) integer values it
+    reads: (logits_t = W·(x_t / scale) + bias per step, their mean over the T steps), float64; each
+    sample's operations are the same whatever the samples around it (the Lava engine calls it too)."""
+    logits = np.einsum("bth,ch->btc", values / float(decoder.scale), np.asarray(decoder.weights, np.float64)) + decoder.bias
+    return logits, logits.mean(axis=1)
+
+
 def start_index(layer_index: int) -> int:
     """0-based step index at which layer ``layer_index`` of a chain (the readout is index L) starts
     updating: its delay (one step per Dense on the way)."""
@@ -333,10 +341,9 @@ class _AlignedOutputs:
             self.readout_u[rows] = self.readout_v[rows] / self.readout_scale
             self.scores[rows] = softmax_sum(self.readout_u[rows])
             return
-        d = self.decoder  # logits_t = W·(x_t / scale) + bias, then their mean over the steps
-        x = event_values(events[d.source], self.decoder_size, self.decoder_start, self.n_steps) / float(d.scale)
-        self.readout_u[rows] = np.einsum("bth,ch->btc", x, np.asarray(d.weights, np.float64)) + d.bias
-        self.scores[rows] = self.readout_u[rows].mean(axis=1)
+        d = self.decoder
+        values = event_values(events[d.source], self.decoder_size, self.decoder_start, self.n_steps)
+        self.readout_u[rows], self.scores[rows] = mean_linear(d, values)
 
     def result(self) -> RunResult:
         recordings, n_steps, n_hidden = self.recordings, self.n_steps, self.n_hidden

@@ -58,3 +58,33 @@ def test_write_synth_netx(model: str, tmp_path) -> None:
     network = read_netx(path)
     assert not netx_problems(network.readout)
     assert network.readout.synapse.weight_exp == 0 and np.all(network.readout.synapse.weights % 2 == 0)
+
+
+SSM_CHECKPOINTS = {"spiking_ssm_digits": "tests/fixtures/spiking_ssm_digits.pt",
+                   "binary_s4d_digits": "tests/fixtures/binary_s4d_digits.pt"}
+"""SpikingSSM / binary-S4D checkpoints whose loihi2 artifacts ``tests/test_lava_ssm.py`` runs on Lava
+(add the shipped models here); a missing one is skipped."""
+
+
+@pytest.mark.parametrize("name", sorted(SSM_CHECKPOINTS))
+def test_write_ssm_artifact(name: str) -> None:
+    """``tests/.artifacts/ssm_<name>.loihi2.h5`` (quantized with the default profile, calibrated on 64
+    load_digits sequences), with one other sequence as ``ssm_<name>.input.npy`` and the simulator's
+    output on them as ``ssm_<name>.fixed.npz`` (``test_lava_ssm.store_simulation``)."""
+    pytest.importorskip("sklearn")
+    checkpoint = Path(__file__).parents[1] / SSM_CHECKPOINTS[name]
+    if not checkpoint.is_file():
+        pytest.skip(f"{checkpoint} is not in this checkout")
+    from sklearn.datasets import load_digits
+
+    from silif_deploy.deploy.engines import load_float_model
+    from silif_deploy.deploy.pipeline import quantize_model
+    from test_lava_ssm import store_simulation
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    x = (load_digits().images.reshape(-1, 64, 1) / 16.0).astype(np.float32)
+    network = quantize_model(load_float_model(checkpoint, for_fixed_point="export"), load_profile(), x[:64])
+    path = ARTIFACTS / f"ssm_{name}.loihi2.h5"
+    write_artifact(network, path)
+    store_simulation(path, x[1000:1001])  # one sample: Lava compiles its process graph per sample (≈10 s here)
+    assert simulate(read_artifact(path), x[1000:1001]).scores.shape == (1, network.n_classes)

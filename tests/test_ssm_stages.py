@@ -235,10 +235,18 @@ def test_per_row_exponents_are_checked_against_the_profile():
 
 
 @pytest.mark.lava
-def test_lava_refuses_the_graded_stages_in_one_line():
-    """Until they have Lava processes, the SpikingSSM stages are refused before anything is built."""
+def test_lava_takes_the_graded_stages_and_refuses_a_readout_without_its_dense():
+    """Every SpikingSSM stage has a Lava process (``tests/test_lava_ssm.py`` runs them); what Lava
+    still refuses, in one line before anything is built, is a softmax readout reading values
+    directly: it is Lava's own LIF behind a Dense of its own."""
     from silif_deploy.converters.lava_backend.network import check_lava_compatible
+    from silif_deploy.hw_models.network import SoftmaxSum
 
-    with pytest.raises(SilifDeployError, match="stage 'enc' \\(Dense\\) has no Lava process yet.*--engine fixed") as err:
-        check_lava_compatible(spiking_ssm_network(blocks=1))
+    check_lava_compatible(spiking_ssm_network(blocks=1))
+    network = spiking_ssm_network(blocks=1)
+    readout = CubaParams(*(np.zeros(6, np.int64),) * 4, 100, 6, 6, 1 << 23)
+    network.stages[-1:] = [Neurons("readout", "b0.res", "cuba", readout, 1), SoftmaxSum("scores", "readout")]
+    assert graph_problem(network.stages, network.n_inputs) is None
+    with pytest.raises(SilifDeployError, match="the readout 'readout' reads 'b0.res' directly.*--engine fixed") as err:
+        check_lava_compatible(network)
     assert "\n" not in str(err.value)

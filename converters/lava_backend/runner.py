@@ -22,24 +22,37 @@ from tqdm import tqdm
 
 from silif_deploy.converters.lava_backend.network import LavaNetwork, to_lava
 from silif_deploy.converters.lava_backend.processes import (
-    AddValues, FixedPointNeurons, PyAddValuesModel, PyFixedPointNeuronsModel, PySpikeRecorderModel, SpikeRecorder,
-    unpack_spikes,
+    AddValues, FixedPointNeurons, GluValues, GradedDense, PyAddValuesModel, PyFixedPointNeuronsModel, PyGluValuesModel,
+    PyGradedDenseModel, PySpikeRecorderModel, PyValueRecorderModel, SpikeRecorder, ValueRecorder, unpack_spikes,
 )
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.network import FixedPointNetwork, MeanLinear, Neurons, neuron_count
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.run_result import RunResult
-from silif_deploy.hw_models.simulator import softmax_sum
+from silif_deploy.hw_models.simulator import mean_linear, softmax_sum
+
+OUR_MODELS = {FixedPointNeurons: PyFixedPointNeuronsModel, SpikeRecorder: PySpikeRecorderModel, AddValues: PyAddValuesModel,
+              GradedDense: PyGradedDenseModel, GluValues: PyGluValuesModel, ValueRecorder: PyValueRecorderModel}
+"""Our processes' ``fixed_pt`` models, named in the run config: this skips Lava's discovery, which
+would execute every file in this folder per build."""
 
 
 @dataclass
 class SampleRun:
     """One sample's unaligned Lava outputs over all ``n_steps`` steps, and where the time went."""
 
-    spikes: list[np.ndarray]                 # per hidden layer (n_steps, N) uint8
-    readout_v: np.ndarray                    # (n_steps, classes) int64
+    spikes: list[np.ndarray]                 # per hidden neuron stage (n_steps, N) uint8 (zeros: it sends states)
+    readout_v: np.ndarray | None             # (n_steps, classes) int64, for a softmax readout
     final_states: dict[str, np.ndarray]      # "<state>_<l>" (N,) int64, when asked for
+    traces: dict[str, np.ndarray] = field(default_factory=dict)  # "<state>_<l>" (n_steps, N), graphs only
+    decoded: np.ndarray | None = None        # (n_steps, H) int64: the values a host decoder reads
     seconds: dict[str, float] = field(default_factory=dict)  # build, compile (first step), run, read
+
+
+def hidden_stages(network: FixedPointNetwork) -> list[Neurons]:
+    """The neuron stages Lava runs as our processes: all but a softmax readout, in run order."""
+    stages = network.neuron_stages
+    return stages if isinstance(network.stages[-1], MeanLinear) else stages[:-1]
 
 
 @contextmanager
@@ -69,14 +82,14 @@ def watchdog(timeout_s: float, what: str) -> Iterator[None]:
 
 def run_sample(network: FixedPointNetwork, x_int: np.ndarray, timeout_s: float = 600,
                final_states: bool = False) -> SampleRun:
-    """Build and run one sample: ``x_int`` (channels, T) integer payloads, for T + delay steps."""
+    """Build and run one sample: ``x_int`` (channels, T) integer payloads, for T + delay steps.
+    ``final_states``: each hidden stage's states after the last step, and (a graph that is not a
+    chain) after every step."""
     t0 = time.perf_counter()
-    lava = to_lava(network, x_int)
+    lava = to_lava(network, x_int, record_states=final_states and not network.is_chain)
     t1 = time.perf_counter()
     runner = lava.processes[0]
-    # naming our model skips Lava's discovery, which would execute every file in this folder per build
-    ours = {FixedPointNeurons: PyFixedPointNeuronsModel, SpikeRecorder: PySpikeRecorderModel, AddValues: PyAddValuesModel}
-    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=ours)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=OUR_MODELS)
     try:
         with watchdog(timeout_s, "the Lava run"):
             runner.run(condition=RunSteps(num_steps=1), run_cfg=cfg)  # compiles, then one step
@@ -121,39 +134,56 @@ def _alive(process: multiprocessing.Process) -> bool:
 
 
 def _read(network: FixedPointNetwork, lava: LavaNetwork, final_states: bool) -> SampleRun:
-    spikes = [unpack_spikes(r.packed.get(), lava.n_steps, layer.size) for r, layer in zip(lava.recorders, network.hidden)]
-    v = np.zeros((lava.n_steps, network.n_classes), np.int64)
-    for group in lava.readout:
-        data = group.monitor.get_data()[group.lif.name]["v"]
-        v[:, group.classes] = np.asarray(data).reshape(lava.n_steps, -1).astype(np.int64)
-    states = {}
-    if final_states:
-        for l, (layer, neurons) in enumerate(zip(network.hidden, lava.hidden)):
-            x = np.asarray(neurons.x.get()).astype(np.int64).reshape(-1, layer.size)
-            for name, row in zip(KINDS[layer.kind].states, x):
-                states[f"{name}_{l}"] = row
-    return SampleRun(spikes, v, states)
+    spikes, states, traces = [], {}, {}
+    for l, (stage, recorder, neurons) in enumerate(zip(hidden_stages(network), lava.recorders, lava.hidden)):
+        n, names = neuron_count(stage, 0), KINDS[stage.kind].states
+        spikes.append(np.zeros((lava.n_steps, n), np.uint8) if recorder is None
+                      else unpack_spikes(recorder.packed.get(), lava.n_steps, n))
+        if final_states:
+            x = np.asarray(neurons.x.get()).astype(np.int64).reshape(-1, n)
+            states.update({f"{name}_{l}": row for name, row in zip(names, x)})
+            if not network.is_chain:
+                trace = np.asarray(neurons.trace.get()).astype(np.int64).reshape(lava.n_steps, len(names), n)
+                traces.update({f"{name}_{l}": trace[:, j] for j, name in enumerate(names)})
+    v = None
+    if lava.readout:
+        v = np.zeros((lava.n_steps, network.n_classes), np.int64)
+        for group in lava.readout:
+            data = group.monitor.get_data()[group.lif.name]["v"]
+            v[:, group.classes] = np.asarray(data).reshape(lava.n_steps, -1).astype(np.int64)
+    decoded = None if lava.decoder is None else np.asarray(lava.decoder.values.get()).astype(np.int64)
+    return SampleRun(spikes, v, states, traces, decoded)
 
 
 def run_lava(network: FixedPointNetwork, x: np.ndarray, timeout_s: float = 600,
              record_states: bool = False) -> RunResult:
     """Run (batch, T, channels) inputs on Lava; outputs aligned as :func:`~silif_deploy.hw_models.
-    simulator.simulate` aligns them. ``record_states`` adds ``v_readout`` (batch, T, classes) and
-    each hidden layer's state after the last step, ``<state>_<l>_final`` (batch, N)."""
+    simulator.simulate` aligns them. ``record_states`` adds each hidden stage's state after the
+    last step, ``<state>_<l>_final`` (batch, N), and: for a softmax readout ``v_readout`` (batch,
+    T, classes); for a graph that is not a chain every hidden stage's trajectory ``<state>_<l>``
+    (batch, T, N), as the simulator records them."""
     n_steps = x.shape[1]
     payloads = network.quantize_input(x)
     runs = [run_sample(network, payloads[b].T, timeout_s, final_states=record_states)
             for b in tqdm(range(len(x)), desc="lava", unit="sample", disable=len(x) < 2)]
-    spikes = []
+    spikes, states = [], {}
     delays = network.delays()
-    for l, stage in enumerate(network.neuron_stages[:-1]):
+    for l, stage in enumerate(hidden_stages(network)):
         window = slice(delays[stage.name], delays[stage.name] + n_steps)  # start_index(l) in a chain
         spikes.append(np.stack([r.spikes[l][window] for r in runs]).astype(bool))
-    v = np.stack([r.readout_v[network.delay : network.delay + n_steps] for r in runs])
-    readout_u = v / float(network.readout.scale)
-    states = None
+        for key in (f"{name}_{l}" for name in KINDS[stage.kind].states):
+            if key in runs[0].traces:
+                states[key] = np.stack([r.traces[key][window] for r in runs])
+    aligned = slice(network.delay, network.delay + n_steps)
+    last = network.stages[-1]
+    if isinstance(last, MeanLinear):
+        readout_u, scores = mean_linear(last, np.stack([r.decoded[aligned] for r in runs]))
+    else:
+        v = np.stack([r.readout_v[aligned] for r in runs])
+        readout_u = v / float(network.readout.scale)
+        scores = softmax_sum(readout_u)
+        states["v_readout"] = v
     if record_states:
-        states = {"v_readout": v}
         for key in runs[0].final_states:
             states[f"{key}_final"] = np.stack([r.final_states[key] for r in runs])
-    return RunResult(scores=softmax_sum(readout_u), spikes=spikes, readout_u=readout_u, states=states)
+    return RunResult(scores=scores, spikes=spikes, readout_u=readout_u, states=states if record_states else None)
