@@ -403,11 +403,18 @@ def neuron_degeneracies(kind: str | None) -> tuple[str, ...]:
     return tuple(key for key, _ in _kind_degeneracies(kind))
 
 
-def quantization_section(quantization: Mapping[str, Any]) -> dict[str, Any]:
-    """The artifact's quantization diagnostics, per layer with names, and the warnings they imply."""
-    hidden = list(quantization.get("layers", []))
-    names = layer_names(len(hidden))
-    layers = [{"name": name, **diag} for name, diag in zip(names, [*hidden, quantization.get("readout", {})])]
+def quantization_section(quantization: Mapping[str, Any], stages: bool = False) -> dict[str, Any]:
+    """The artifact's quantization diagnostics, per layer with names, and the warnings they imply; of
+    a graph network (``stages``): its ``stages`` entries, {stage name: diagnostics} or a list of
+    diagnostics with their ``name``."""
+    if stages:
+        entries = quantization.get("stages", {})
+        layers = [{"name": k, **v} for k, v in entries.items()] if isinstance(entries, Mapping) else \
+            [dict(v) for v in entries]
+    else:
+        hidden = list(quantization.get("layers", []))
+        names = layer_names(len(hidden))
+        layers = [{"name": name, **diag} for name, diag in zip(names, [*hidden, quantization.get("readout", {})])]
     return {
         "calibrated": bool(quantization.get("calibrated", False)),
         "input_frac_bits": quantization.get("input_frac_bits", 0),
@@ -475,7 +482,7 @@ def build_report(
         "layers": layers,
         "totals": stage_totals(description, tally, layers) if graph else totals(description, tally, layers),
         "fidelity": None if fidelity is None else fidelity_metrics(description, fidelity),
-        "quantization": None if quantization is None else quantization_section(quantization),
+        "quantization": None if quantization is None else quantization_section(quantization, graph),
     }
     return json_safe(report)
 

@@ -267,3 +267,59 @@ def stage_totals(description: GraphDescription, tally, rows: list[dict[str, Any]
         "overflow_not_counted": [r["name"] for r in rows if not r["overflow_counted"]],
         "accuracy": None if tally.correct is None else tally.correct / n,
     }
+
+
+COMPARTMENT_STAGES = (Neurons, Add, Glu)
+"""The stages that hold compartments on a core; a Dense's synapses sit in the cores of the stage it feeds."""
+
+
+def compartment_shapes(network: FixedPointNetwork) -> list:
+    """What core mapping needs of a graph network (:class:`.core_mapping.LayerShape` per compartment
+    stage, in run order): its size; its fan-in, the Dense stages it reads (their synapses are stored
+    with it) or one input per graded source read directly (an identity or kron expansion); the
+    widest weight; per compartment its real states and per-neuron parameter arrays in state-width
+    words, plus the spike bit (the same assumption as for a layer)."""
+    from silif_deploy.hw_models.core_mapping import LayerShape  # core_mapping reads the metrics
+
+    by_name = {s.name: s for s in network.stages}
+    shapes = []
+    for stage in network.stages:
+        if not isinstance(stage, COMPARTMENT_STAGES):
+            continue
+        dense = [by_name[s] for s in inputs_of(stage) if isinstance(by_name.get(s), Dense)]
+        fan_in = sum(d.synapse.fan_in for d in dense) + len(inputs_of(stage)) - len(dense)
+        bits = max([d.synapse.num_weight_bits for d in dense], default=network.profile.weight_bits)
+        words = 0
+        if isinstance(stage, Neurons):
+            n = neuron_count(stage)
+            words = _buffers(stage, n) // n + sum(1 for v in stage.params if isinstance(v, np.ndarray))
+        size = neuron_count(stage) if isinstance(stage, Neurons) else \
+            (len(stage.params.bias_a) if isinstance(stage, Glu) else _values(network, stage.sources[0]))
+        shapes.append(LayerShape(stage.name, size, fan_in, bits, words * network.profile.state_bits + 1))
+    return shapes
+
+
+def _values(network: FixedPointNetwork, name: str) -> int:
+    """How many values stage ``name`` sends."""
+    if name == INPUT:
+        return network.n_inputs
+    stage = network.stage(name)
+    if isinstance(stage, Dense):
+        return stage.synapse.fan_out
+    if isinstance(stage, Neurons):
+        kind = KINDS[stage.kind]
+        return neuron_count(stage) * (len(kind.states) if kind.output == STATES else 1)
+    if isinstance(stage, Glu):
+        return len(stage.params.bias_a)
+    return _values(network, inputs_of(stage)[0])
+
+
+def cores_per_row(network: FixedPointNetwork, rows: list[dict[str, Any]], placed: dict[str, int]) -> list[int]:
+    """Cores of each report row: a compartment stage's own (``placed``), a Dense's those of the stage
+    it feeds, the input and host stages 1."""
+    feeds: dict[str, str] = {}
+    for stage in network.stages:
+        for source in inputs_of(stage):
+            if stage.name in placed:
+                feeds.setdefault(source, stage.name)
+    return [placed.get(r["name"], placed.get(feeds.get(r["name"], ""), 1)) for r in rows]
