@@ -153,6 +153,8 @@ class RunTally:
     spikes: list[int]
     overflow_events: list[int] | None
     correct: int | None
+    stage_overflow_events: list[int] | None = None
+    """A graph network's Add and GLU stages' overflow events (None: a chain, or not counted)."""
 
     def __add__(self, other: "RunTally") -> "RunTally":
         if other.steps != self.steps:
@@ -165,6 +167,7 @@ class RunTally:
             spikes=[a + b for a, b in zip(self.spikes, other.spikes)],
             overflow_events=_add_optional(self.overflow_events, other.overflow_events),
             correct=None if self.correct is None or other.correct is None else self.correct + other.correct,
+            stage_overflow_events=_add_optional(self.stage_overflow_events, other.stage_overflow_events),
         )
 
 
