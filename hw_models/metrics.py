@@ -411,9 +411,7 @@ def quantization_section(quantization: Mapping[str, Any], stages: bool = False) 
     a graph network (``stages``): its ``stages`` entries, {stage name: diagnostics} or a list of
     diagnostics with their ``name``."""
     if stages:
-        entries = quantization.get("stages", {})
-        layers = [{"name": k, **v} for k, v in entries.items()] if isinstance(entries, Mapping) else \
-            [dict(v) for v in entries]
+        layers = graph_quantization_rows(quantization)
     else:
         hidden = list(quantization.get("layers", []))
         names = layer_names(len(hidden))
@@ -424,6 +422,26 @@ def quantization_section(quantization: Mapping[str, Any], stages: bool = False) 
         "layers": layers,
         "warnings": quantization_warnings(layers),
     }
+
+
+def graph_quantization_rows(quantization: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per-stage diagnostics rows of a graph network's quantization record: its ``stages`` ({stage
+    name: diagnostics}), or the SpikingSSM quantizer's ``encoder`` and per-block ``blocks`` records
+    (the S4D states with their degeneracies, the readout C, the skip D, the soma and the GLU mix)."""
+    if "stages" in quantization:
+        return [{"name": k, **v} for k, v in quantization["stages"].items()]
+    rows = [{"name": "enc", **quantization["encoder"]}] if "encoder" in quantization else []
+    for block in quantization.get("blocks", []):
+        b, soma = f"b{block['block']}", block.get("soma", "cuba")
+        rows.append({"name": f"{b}.s4d", "kind": "s4d", "neurons": block["h"] * block["modes"],
+                     **{k: block.get(k, 0) for k, _ in KINDS["s4d"].diagnostics},
+                     "biases_out_of_range": block.get("s4d_biases_out_of_range", 0)})
+        rows += [{"name": f"{b}.{stage}", **block[key]} for stage, key in (("C", "readout"), ("D", "skip")) if key in block]
+        rows.append({"name": f"{b}.{'lif' if soma == 'cuba' else soma}", "kind": soma, "neurons": block["h"],
+                     "biases_out_of_range": block.get("soma_biases_out_of_range", 0)})
+        if "mix" in block:
+            rows.append({"name": f"{b}.mix", **block["mix"]})
+    return rows
 
 
 def quantization_warnings(layers: list[Mapping[str, Any]]) -> list[str]:
