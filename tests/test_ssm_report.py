@@ -237,3 +237,62 @@ def test_the_report_files_list_every_stage(run, tmp_path):
     assert summary[1].startswith("Per sample, graded work")  # graded work before the SOPs
     assert paths[2].read_bytes()[:4] == b"\x89PNG" and paths[3].read_bytes()[:4] == b"\x89PNG"
     assert report["model"]["hidden_sizes"] == [H, H]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A fresh SpikingSSM (H 8, N 8, 2 blocks) and binary-S4D checkpoint saved as ours, a labelled
+    random input, and ``export --target loihi2 --calibrate`` of each (which writes the report)."""
+    import torch
+
+    from silif_deploy.converters.checkpoint import save_checkpoint
+    from silif_deploy.converters.families.spiking_ssm import SpikingSSMConfig, build_model
+    from silif_deploy.deploy.cli import main
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("e2e")
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 3, (12, 24, 1)).astype(np.float32)  # the fresh somas spike at 12–20 %
+    np.savez(root / "x.npz", x=x, labels=rng.integers(0, 4, 12))
+    out = {}
+    for neuron in ("lif", "heaviside"):
+        model = build_model(SpikingSSMConfig(1, 8, 8, 2, 4, True, neuron=neuron), seed=1).eval()
+        save_checkpoint(model, root / f"{neuron}.pt")
+        assert main(["export", str(root / f"{neuron}.pt"), "--target", "loihi2", "--calibrate", str(root / "x.npz"),
+                     "-o", str(root / neuron)]) == 0
+        out[neuron] = root / neuron
+    return root, x, out, main
+
+
+@pytest.mark.parametrize("neuron", ["lif", "heaviside"])
+def test_export_and_report_on_a_spiking_ssm_checkpoint(exported, neuron):
+    from silif_deploy.converters.artifact import read_artifact
+
+    root, x, out, main = exported
+    export_report = json.loads((out[neuron] / "report.json").read_text())
+    assert export_report["rows"] == "stages" and (out[neuron] / "report.png").stat().st_size > 0
+    artifact = out[neuron] / f"{neuron}.loihi2.h5"
+    network = read_artifact(artifact)
+    soma = "cuba" if neuron == "lif" else "heaviside"
+    for profile in ("loihi2", "generic-45nm"):
+        assert main(["report", str(artifact), "--input", str(root / "x.npz"), "--energy-profile", profile,
+                     "-o", str(root / f"{neuron}-{profile}")]) == 0
+        report = json.loads((root / f"{neuron}-{profile}" / "report.json").read_text())
+        r, t = rows(report), report["totals"]
+        steps = x.shape[1]
+        s4d = [s for s in network.stages if isinstance(s, Neurons) and s.kind == "s4d"]
+        assert len(s4d) == 2
+        for stage in s4d:  # hand counts from the stage's size: H·N/2 = 32 complex states
+            assert r[stage.name]["buffers"] == 2 * 32 and r[stage.name]["graded_macs"] == 5 * 32 * steps
+        somas = [s.name for s in network.stages if isinstance(s, Neurons) and s.kind == soma]
+        assert [layer["name"] for layer in report["fidelity"]["layers"]] == somas
+        assert all(r[name]["buffers"] == (8 if soma == "cuba" else 0) for name in somas)
+        assert t["buffers"] == 2 * (64 + (8 if soma == "cuba" else 0))
+        assert t["sop"] == sum(r[n]["sop"] for n in r if r[n]["kind"] == "binary") > 0
+        assert t["graded_macs"] > t["sop"] and not t["overflow_not_counted"]
+        energy = report["energy"]
+        assert energy["by_cause_uj"]["graded_ops"] > 0 and not [c for c in energy["not_charged"] if c.startswith("graded")]
+        assert report["fidelity"]["prediction_agreement"] >= 0.75, report["fidelity"]
+        assert all(layer["spike_agreement"] > 0.8 for layer in report["fidelity"]["layers"]), report["fidelity"]
+        md = (root / f"{neuron}-{profile}" / "report.md").read_text()
+        assert all(f"| {stage.name}" in md for stage in network.stages) and "graded ops" in md
