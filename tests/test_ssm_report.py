@@ -14,6 +14,7 @@ and the LIF's one state; the JSON, Markdown and PNG list every stage; chains kee
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -116,6 +117,37 @@ def test_sops_and_sparsity_come_from_the_somas_spikes(run):
     assert t["sop"] == sum(s.sum() for s in soma_spikes) * 2 * H / B
     assert 0 < t["sop"] < t["graded_macs"] / 10  # these models' cost is graded: never SOPs alone
     assert t["overflow_not_counted"] == [] and r["b0.y"]["overflow_counted"] and r["b0.glu"]["overflow_events"] == 0
+
+
+def test_add_and_glu_overflow_counts_equal_the_scalar_reference_on_random_graphs():
+    """The simulator's new per-stage counters against the reference's own count of values each Add
+    and GLU rule changed (``scalar_reference.py``: every sum and product in Python ints, then the rule)."""
+    from hypothesis import HealthCheck, given, settings
+    from random_networks import ssm_networks
+
+    seen = {"add": 0, "glu": 0}
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(ssm_networks())
+    def check(case):
+        network, x = case
+        network = network.replace()  # narrower Adds and GLUs than the drawn ones, so that their rules fire
+        for i, stage in enumerate(network.stages):
+            if isinstance(stage, Add):
+                network.stages[i] = dataclasses.replace(stage, bits=6)
+            elif isinstance(stage, Glu):
+                network.stages[i] = dataclasses.replace(stage, params=stage.params._replace(half=32))
+        names = [s.name for s in network.stages if isinstance(s, (Add, Glu))]
+        ref = scalar_reference.run(network, x)
+        got = simulate(network, x).diagnostics["stage_overflow_events"]
+        assert got.tolist() == [[sample[name] for name in names] for sample in ref.stage_overflow]
+        for stage in network.stages:
+            if isinstance(stage, (Add, Glu)):
+                seen[type(stage).__name__.lower()] += sum(sample[stage.name] for sample in ref.stage_overflow)
+
+    check()
+    assert all(v > 0 for v in seen.values()), seen  # both rules fired somewhere
 
 
 def _one_stage_network(stage, h: int) -> FixedPointNetwork:
