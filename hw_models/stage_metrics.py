@@ -6,7 +6,9 @@ Definitions (``spiking_ssm.md`` §11, extending ``metrics_energy.md`` §1 withou
 
 * **sop** (the paper's meaning): only synapses with **binary** presynaptic activity, a Dense fed by
   spikes (in these models the GLU mixing Dense on the soma spikes): spikes × fan-out.
-  **effective_sop**: each spike counts only the non-zero weights of its column.
+  **effective_sop**: each spike counts only the non-zero weights of its column. (A binary Dense on
+  graded values, which these models do not have, counts every value every step: the run does not
+  list them.)
 * **graded_macs**: multiply-accumulates on graded values, counted apart from SOPs. A graded Dense:
   its non-zero weights every step (``dense_every_step``: its source, an S4D state or the residual
   stream, is dense), except a Dense reading the input, which counts each non-zero input value's
@@ -67,6 +69,8 @@ class StageDescription:
     weight_bits: int | None = None
     binary_source: int | None = None
     """Index in the tally's ``active`` of this Dense's presynaptic spikes (binary Dense only)."""
+    dense_events_per_step: int = 0
+    """A binary Dense reading graded values the run does not list: events counted as every value every step."""
     input_driven: bool = False
     spike_index: int | None = None
     """Index in the tally's ``spikes`` of this stage's own spikes (spiking neuron stages)."""
@@ -125,6 +129,7 @@ def describe_graph(network: FixedPointNetwork, engine: str = "fixed", parameters
     readout = network.neuron_stages[-1].name if isinstance(network.stages[-1], SoftmaxSum) else None
     stages, spike_sources, spiking = [], [], []
     graded_index = {s.name: i for i, s in enumerate(st for st in network.stages if isinstance(st, (Add, Glu)))}
+    spiking_names = {s.name for s in network.neuron_stages if KINDS[s.kind].output != STATES and s.name != readout}
     for stage in network.stages:
         name, src = stage.name, inputs_of(stage)[0]
         row: dict[str, Any] = {}
@@ -136,9 +141,13 @@ def describe_graph(network: FixedPointNetwork, engine: str = "fixed", parameters
                        macs_per_step=int(np.count_nonzero(syn.weights)) if syn.graded else 0,
                        fixed_point={"weight_exp": syn.weight_exp,
                                     **({} if syn.row_exp is None else {"row_exp": [int(e) for e in syn.row_exp]})})
-            if not syn.graded:
+            if not syn.graded and src == INPUT:  # any non-zero input value counts 1
+                row["binary_source"] = 0
+            elif not syn.graded and src in spiking_names:
                 row["binary_source"] = len(spike_sources) + 1  # active[0] is the input
                 spike_sources.append(neuron_index[src])
+            elif not syn.graded:  # binary synapses on graded values the run does not list: every value, every step
+                row["dense_events_per_step"] = size[src]
         elif isinstance(stage, Neurons):
             kind = KINDS[stage.kind]
             n = neuron_count(stage)
@@ -218,6 +227,8 @@ def stage_metrics(description: GraphDescription, tally) -> list[dict[str, Any]]:
         if d.binary_source is not None:
             active = tally.active[d.binary_source]
             events, sop, eff = int(active.sum()), int(active.sum()) * d.weights.shape[0], int(active @ nonzero)
+        elif d.dense_events_per_step:
+            events, sop, eff = (n * steps * v for v in (d.dense_events_per_step, d.weights.size, int(nonzero.sum())))
         messages = d.messages_per_step * steps * n
         if d.stage == "input":  # only its non-zero payloads are sent, to each reader
             messages = int(input_active.sum()) * (d.messages_per_step // d.size)
@@ -233,8 +244,8 @@ def stage_metrics(description: GraphDescription, tally) -> list[dict[str, Any]]:
             "neuron_updates": steps_hw * d.neurons,
             "presynaptic_events": events / n, "sop": sop / n, "effective_sop": eff / n,
             "graded_macs": macs / n + d.host_macs, "graded_adds": d.adds_per_step * steps,
-            "sigmoid_lookups": d.lookups_per_step * steps, "dense_every_step": bool(d.macs_per_step or d.adds_per_step)
-            and not d.input_driven,
+            "sigmoid_lookups": d.lookups_per_step * steps,
+            "dense_every_step": bool(d.macs_per_step or d.adds_per_step or d.dense_events_per_step) and not d.input_driven,
             "graded_messages": messages / n, "message_bits": d.message_bits,
             "graded_message_bits": messages / n * d.message_bits,
             "spikes": spikes / n,

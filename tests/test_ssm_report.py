@@ -202,6 +202,30 @@ def test_energy_charges_each_graded_operation_its_own_cost(run, name):
     assert set(cores) == {s.name for s in network.stages if type(s).__name__ in ("Neurons", "Add", "Glu")}
 
 
+def test_random_residual_graphs_with_a_readout_report_every_stage():
+    """Graph networks ending in the CUBA readout (``random_networks.residual_networks``: Adds, binary
+    Dense stages on graded values): one row per stage, totals the sum of the rows, energy causes
+    summing to the total, the readout's spikes out of the soma counts."""
+    from hypothesis import HealthCheck, given, settings
+    from random_networks import residual_networks
+
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(residual_networks())
+    def check(case):
+        network, x = case
+        description = metrics.describe_fixed(network)
+        report = metrics.build_report(description, metrics.tally_run(description, x, simulate(network, x)),
+                                      input_info={"is_counts": True}, provenance={})
+        r, t = rows(report), report["totals"]
+        assert list(r)[1:] == [s.name for s in network.stages] and r[network.neuron_stages[-1].name]["sparsity"] is None
+        assert t["sop"] == pytest.approx(sum(row["sop"] for row in r.values()))
+        energy = energy_report.add_energy_sections(report, network)["energy"]
+        assert sum(energy["by_cause_uj"].values()) == pytest.approx(energy["total_uj"])
+
+    check()
+
+
 def test_every_shipped_profile_prices_graded_work_with_a_source():
     for name in available_energy_profiles():
         profile = load_energy_profile(name)
