@@ -188,13 +188,14 @@ def _step_time_ns(layers: Sequence[Mapping[str, Any]], cores: Sequence[int], pro
     t_inactive = profile.time_ns("neuron_update_inactive") or 0.0
     t_spike = profile.time_ns("spike_out") or 0.0
     t_mac, t_add = profile.time_ns("graded_mac") or t_graded, profile.time_ns("graded_add") or t_graded
-    busiest = max(
-        ((t_graded if l.get("graded") else t_syn) * l["sop"] + t_active * l["neuron_updates"]
-         + t_inactive * _inactive_updates(l) + t_spike * l["spikes"]
-         + t_mac * (_graded(l)["graded_macs"] + _graded(l)["sigmoid_lookups"]) + t_add * _graded(l)["graded_adds"])
-        / (l["steps"] * n)
-        for l, n in zip(layers, cores)
-    )
+
+    def core_time(l: Mapping[str, Any], n: int) -> float:
+        g = _graded(l)
+        return ((t_graded if l.get("graded") else t_syn) * l["sop"] + t_active * l["neuron_updates"]
+                + t_inactive * _inactive_updates(l) + t_spike * l["spikes"]
+                + t_mac * (g["graded_macs"] + g["sigmoid_lookups"]) + t_add * g["graded_adds"]) / (l["steps"] * n)
+
+    busiest = max(core_time(l, n) for l, n in zip(layers, cores))
     return busiest + (profile.time_ns("spike_message") or 0.0) + (profile.time_ns("step_sync") or 0.0)
 
 
