@@ -199,13 +199,15 @@ def sigmoid_q12(g: int, gate_frac: int) -> int:
     return round(4096 / (1 + math.exp(-(i + 0.5) / 32)))
 
 
-def glu(values: list[int], p: dict) -> list[int]:
-    """z_h = ovf(tz(a_h·σ(g_h), 12)), a = the first half of the values + bias_a, g the second + bias_g."""
+def glu(values: list[int], p: dict) -> tuple[list[int], int]:
+    """z_h = ovf(tz(a_h·σ(g_h), 12)), a = the first half of the values + bias_a, g the second + bias_g;
+    and how many z_h the overflow rule changed."""
     h = len(values) // 2
     a = [values[i] + p["bias_a"][i] for i in range(h)]
     g = [values[h + i] + p["bias_g"][i] for i in range(h)]
     z = [tz(a[i] * sigmoid_q12(g[i], p["gate_frac"]), 12) for i in range(h)]
-    return [wrap(v, p["half"]) if p["mode"] == 0 else saturate(v, p["half"]) for v in z]
+    out = [wrap(v, p["half"]) if p["mode"] == 0 else saturate(v, p["half"]) for v in z]
+    return out, sum(u != v for u, v in zip(z, out))
 
 
 # ---------------------------------------------------------------------------------- network
@@ -231,6 +233,7 @@ class ReferenceRun:
     scores: list[list[float]]
     final_states: list[list[tuple[list[list[int]], list[int]]]]  # [sample][layer] (states, s)
     delays: list[int]  # per neuron stage: steps from the input (one per Dense on the way)
+    stage_overflow: list[dict[str, int]] = field(default_factory=list)  # [sample]: per Add / GLU stage, values its rule changed
 
     def events(self) -> Counter:
         total: Counter = Counter()
@@ -315,11 +318,12 @@ def run(network, x) -> ReferenceRun:
         readout_u = [[[v / scale for v in row] for row in sample] for sample in readout_v]
         scores = [_softmax_sum(sample) for sample in readout_u]
     finals = [[([x_j[-1] for x_j in t.states], t.spikes[-1]) for t in tr] for tr in traces]
-    return ReferenceRun(traces, spikes, readout_v, readout_u, scores, finals, delays)
+    return ReferenceRun(traces, spikes, readout_v, readout_u, scores, finals, delays, [r[2] for r in runs])
 
 
-def _run_sample(network, frames, depth: int) -> tuple[list[LayerTrace], list[list[int]]]:
-    """The traces of every neuron stage, and the values the last stage reads, per step."""
+def _run_sample(network, frames, depth: int) -> tuple[list[LayerTrace], list[list[int]], dict[str, int]]:
+    """The traces of every neuron stage, the values the last stage reads, per step, and each Add and
+    GLU stage's count of values its overflow rule changed."""
     graph = _graph(network)  # fresh Dense buffers per sample
     n_steps = len(frames)
     total = n_steps + depth
@@ -332,6 +336,7 @@ def _run_sample(network, frames, depth: int) -> tuple[list[LayerTrace], list[lis
         state[name] = ([[0] * n for _ in range(k)], [0] * n)
         traces[name] = LayerTrace([], [[] for _ in range(k)], Events())
     history: dict[str, list[list[int]]] = {}  # every stage's values at every step so far (an Add's lags)
+    overflow = {stage[1]: 0 for stage in graph if stage[0] in ("add", "glu")}
     for t in range(total):
         values = {"input": [input_payload(v, f_in, msg_bits) for v in frames[t]] if t < n_steps else [0] * n_in}
         for stage in graph:
@@ -343,10 +348,12 @@ def _run_sample(network, frames, depth: int) -> tuple[list[LayerTrace], list[lis
                 xb = history[b][t - lags[1]] if t >= lags[1] else [0] * len(values[b])
                 y = [u + v for u, v in zip(xa, xb)]
                 if half:
-                    y = [wrap(v, half) if rule == "wrap" else saturate(v, half) for v in y]
+                    exact, y = y, [wrap(v, half) if rule == "wrap" else saturate(v, half) for v in y]
+                    overflow[name] += sum(u != v for u, v in zip(exact, y))
                 values[name] = y
             elif stage[0] == "glu":
-                values[stage[1]] = glu(values[stage[2]], stage[3])
+                values[stage[1]], changed = glu(values[stage[2]], stage[3])
+                overflow[stage[1]] += changed
             else:
                 _, name, source, kind, p, n = stage
                 a_src, trace = values[source], traces[name]
@@ -364,7 +371,7 @@ def _run_sample(network, frames, depth: int) -> tuple[list[LayerTrace], list[lis
                 values[name] = [v for x_j in x for v in x_j] if KINDS[kind].output == "states" else s
             history.setdefault(stage[1], []).append(values[stage[1]])
     read = history[network.stages[-1].source]
-    return [traces[stage[1]] for stage in graph if stage[0] == "neurons"], read
+    return [traces[stage[1]] for stage in graph if stage[0] == "neurons"], read, overflow
 
 
 def _softmax_sum(rows: list[list[float]]) -> list[float]:
