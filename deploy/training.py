@@ -22,8 +22,9 @@ the data hash and the history.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -69,6 +70,8 @@ class TrainResult:
     best_epoch: int
     best_valid_accuracy: float
     history: list[dict[str, float]] = field(default_factory=list)
+    model: Any = None
+    """The trained model (eval mode, the best epoch's state), as the checkpoint holds it."""
 
 
 @dataclass
@@ -100,6 +103,13 @@ def read_training_data(path: str | os.PathLike, nb_steps: int, max_time: float) 
     return TrainingData(data.x, data.labels, list(data.class_names or []), None)
 
 
+def learning_rate(cfg: TrainConfig) -> float:
+    """``cfg.lr``, or its recipe's default (:data:`DEFAULT_LR`) when None."""
+    if cfg.lr is not None:
+        return cfg.lr
+    return DEFAULT_LR["ssm" if cfg.model_type in ssm_model_types() else "silif"]
+
+
 def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
@@ -118,8 +128,8 @@ def evaluate(model, x: np.ndarray, labels: np.ndarray, batch_size: int = 256) ->
     return correct / max(len(x), 1)
 
 
-class _Recipe:
-    """One family's model, optimizer step and learning-rate schedule."""
+class Recipe:
+    """One family's model, optimizer, step (a batch in, its loss out) and learning-rate schedule."""
 
     def __init__(self, model, optimizer, step, scheduler, on_validation: bool):
         self.model, self.optimizer, self.step, self.scheduler = model, optimizer, step, scheduler
@@ -132,7 +142,7 @@ class _Recipe:
             self.scheduler.step()
 
 
-def _silif_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> _Recipe:
+def silif_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> Recipe:
     torch = import_torch()
     from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork
 
@@ -143,7 +153,7 @@ def _silif_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> _Reci
         model_type=cfg.model_type, n_inputs=data.x.shape[2], hidden_sizes=[cfg.hidden] * cfg.layers,
         n_classes=n_classes, pdrop=cfg.pdrop, init_state=cfg.init_state, extra=extra,
     ))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(cfg))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.factor, patience=cfg.patience, min_lr=1e-6
     )
@@ -157,10 +167,10 @@ def _silif_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> _Reci
         optimizer.step()
         return float(loss.item())
 
-    return _Recipe(model, optimizer, step, scheduler, on_validation=True)
+    return Recipe(model, optimizer, step, scheduler, on_validation=True)
 
 
-def _ssm_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> _Recipe:
+def ssm_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> Recipe:
     torch = import_torch()
     from silif_deploy.converters.families import spiking_ssm as ssm
 
@@ -173,9 +183,9 @@ def _ssm_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> _Recipe
         dropout=cfg.pdrop, ssm_lr=cfg.ssm_lr,
     )
     model = ssm.build_model(config)
-    optimizer = ssm.make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = ssm.make_optimizer(model, lr=learning_rate(cfg), weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    return _Recipe(model, optimizer, lambda xb, yb: ssm.train_step(model, optimizer, xb, yb), scheduler,
+    return Recipe(model, optimizer, lambda xb, yb: ssm.train_step(model, optimizer, xb, yb), scheduler,
                    on_validation=False)
 
 
@@ -185,8 +195,7 @@ def train(data_path: str | os.PathLike, out_path: str | os.PathLike, cfg: TrainC
     is_ssm = cfg.model_type in ssm_model_types()
     if not is_ssm and cfg.neuron != "lif":
         raise SilifDeployError(f"--neuron {cfg.neuron} applies to spiking_ssm only; {cfg.model_type} has its own neuron")
-    if cfg.lr is None:
-        cfg.lr = DEFAULT_LR["ssm" if is_ssm else "silif"]
+    cfg = replace(cfg, lr=learning_rate(cfg))
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -201,7 +210,7 @@ def train(data_path: str | os.PathLike, out_path: str | os.PathLike, cfg: TrainC
     n_classes = len(data.class_names) if data.class_names else int(data.labels.max()) + 1
     check_labels(data.labels, str(data_path), n_classes)
 
-    recipe = (_ssm_recipe if is_ssm else _silif_recipe)(cfg, data, n_classes)
+    recipe = (ssm_recipe if is_ssm else silif_recipe)(cfg, data, n_classes)
     model, optimizer = recipe.model, recipe.optimizer
     result = TrainResult(best_epoch=-1, best_valid_accuracy=-1.0)
     best_state = None
@@ -225,6 +234,7 @@ def train(data_path: str | os.PathLike, out_path: str | os.PathLike, cfg: TrainC
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     model.eval()
+    result.model = model
     save_checkpoint(model, out_path, extra={
         "training": {**cfg.__dict__, "data_sha256": sha256_file(data_path), "class_names": data.class_names,
                      "best_epoch": result.best_epoch, "best_valid_accuracy": result.best_valid_accuracy,
