@@ -32,8 +32,9 @@ from silif_deploy.converters.files import provenance, sha256_file, staged_output
 from silif_deploy.converters.float_params import FloatNetwork, float_network
 from silif_deploy.deploy import reporting
 from silif_deploy.deploy.batching import BATCH_SIZE, batches
-from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, load_float_model, model_name
+from silif_deploy.deploy.engines import ARTIFACT_SUFFIX, is_spiking_ssm, load_float_model, model_name
 from silif_deploy.deploy.report_builder import build_report
+from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.profile import HardwareProfile, load_profile
 
@@ -98,6 +99,8 @@ def quantize_model(model, hw: HardwareProfile, x: InputSource | np.ndarray | Non
     when the caller has extracted it already."""
     from silif_deploy.converters.quantize import quantize
 
+    if is_spiking_ssm(model):
+        return quantize_spiking_ssm_model(model, hw, x, netx=netx)
     folded = folded if folded is not None else float_network(model)
     if x is None:
         return quantize(folded, hw, netx=netx)
@@ -105,6 +108,26 @@ def quantize_model(model, hw: HardwareProfile, x: InputSource | np.ndarray | Non
     ranges, readout_range = calibration_ranges(model, source)
     return quantize(folded, hw, state_ranges=ranges, readout_range=readout_range,
                     calibration_input=source.stats, netx=netx)
+
+
+def quantize_spiking_ssm_model(model, hw: HardwareProfile, x: InputSource | np.ndarray | None = None,
+                               netx: bool = False) -> FixedPointNetwork:
+    """A SpikingSSM / binary-S4D float model in fixed point
+    (:func:`~silif_deploy.converters.families.spiking_ssm_quantize.quantize_spiking_ssm`), its scales
+    calibrated on one float64 pass over ``x`` when given."""
+    from silif_deploy.converters.families.spiking_ssm import extract_arrays
+    from silif_deploy.converters.families.spiking_ssm_quantize import calibrate, quantize_spiking_ssm
+
+    if netx:
+        raise SilifDeployError(f"--target netx writes chains of Dense and neuron layers; a {model.config.family} network's "
+                               "S4D, GLU and residual stages have no netx form: use --target loihi2")
+    arrays = extract_arrays(model)
+    if x is None:
+        return quantize_spiking_ssm(arrays, hw)
+    source = InputSource.from_array(x) if isinstance(x, np.ndarray) else x
+    ranges = calibrate(arrays, (xb for xb, _ in batches(source, "calibrating (float)")))
+    ranges.stats = source.stats
+    return quantize_spiking_ssm(arrays, hw, ranges)
 
 
 def export_loihi2(
