@@ -22,9 +22,15 @@ from silif_deploy.hw_models.energy import CAUSES, estimate_energy
 from silif_deploy.hw_models.energy_profile import DEFAULT_ENERGY_PROFILE, EnergyProfile, load_energy_profile
 from silif_deploy.hw_models.metrics import json_safe
 from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.stage_metrics import compartment_shapes, cores_per_row
 
-CAUSE_LABELS = {"synaptic_ops": "synaptic ops", "neuron_updates": "neuron updates",
+CAUSE_LABELS = {"synaptic_ops": "synaptic ops", "graded_ops": "graded ops", "neuron_updates": "neuron updates",
                 "spikes_routing": "spikes + routing", "static": "static"}
+
+
+def _causes(energy: Mapping[str, Any]) -> list[str]:
+    """The causes a report shows: graded operations only where there are any (graph networks)."""
+    return [c for c in CAUSES if c != "graded_ops" or energy["by_cause_uj"].get(c)]
 
 
 def add_energy_sections(
@@ -36,8 +42,9 @@ def add_energy_sections(
     """
     profile = load_energy_profile(energy_profile)
     mapping = chip_mapping(network, profile)
-    estimate = estimate_energy(report["layers"], profile, cores=mapping.cores,
-                               input_steps=report["totals"]["input_steps"])
+    cores = mapping.cores if network.is_chain else \
+        cores_per_row(network, report["layers"], {p.name: p.cores for p in mapping.layers})
+    estimate = estimate_energy(report["layers"], profile, cores=cores, input_steps=report["totals"]["input_steps"])
     return {**report, "mapping": json_safe(mapping.to_dict()),
             "energy": json_safe({**estimate.to_dict(), "profile": profile.to_dict()})}
 
@@ -45,7 +52,7 @@ def add_energy_sections(
 def chip_mapping(network: FixedPointNetwork, profile: EnergyProfile) -> ChipMapping:
     """Placement on the chip of ``profile``, or of the default profile when it has no chip figures."""
     chip = profile if profile.chip_figure("cores_per_chip") is not None else load_energy_profile(DEFAULT_ENERGY_PROFILE)
-    return map_to_cores(layer_shapes(network), chip)
+    return map_to_cores(layer_shapes(network) if network.is_chain else compartment_shapes(network), chip)
 
 
 def _uj(value: float | None) -> str:
@@ -58,14 +65,15 @@ def markdown_lines(report: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     if energy:
         prof = energy["profile"]
+        shown = _causes(energy)[:-1]  # per layer: every cause but static
         out += ["", f"## Energy per inference (profile `{prof['name']}`)", "", prof["description"], "",
-                "| layer | " + " | ".join(CAUSE_LABELS[c] for c in CAUSES[:3]) + " | total |",
-                "|---|---|---|---|---|"]
+                "| layer | " + " | ".join(CAUSE_LABELS[c] for c in shown) + " | total |",
+                "|---|" + "---|" * (len(shown) + 1)]
         for layer in energy["layers_uj"]:
-            out.append(f"| {layer['name']} | " + " | ".join(_uj(layer[c]) for c in CAUSES[:3]) + f" | {_uj(layer['total'])} |")
+            out.append(f"| {layer['name']} | " + " | ".join(_uj(layer[c]) for c in shown) + f" | {_uj(layer['total'])} |")
         causes = energy["by_cause_uj"]
-        out.append("| static (chip) | | | | " + _uj(causes["static"]) + " |")
-        out.append("| **total** | " + " | ".join(_uj(causes[c]) for c in CAUSES[:3]) + f" | **{_uj(energy['total_uj'])}** |")
+        out.append("| static (chip) | " + "| " * len(shown) + _uj(causes["static"]) + " |")
+        out.append("| **total** | " + " | ".join(_uj(causes[c]) for c in shown) + f" | **{_uj(energy['total_uj'])}** |")
         lat, ann = energy["latency"], energy["ann_comparison"]
         out += ["", "Energies in µJ per inference."]
         if lat["step_ns"] is not None:
@@ -102,7 +110,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     ann = energy["ann_comparison"]
     return [
         f"Energy ({energy['profile']['name']}): {energy['total_uj']:,.2f} µJ per inference = "
-        + " + ".join(f"{CAUSE_LABELS[c]} {causes[c]:,.2f}" for c in CAUSES)
+        + " + ".join(f"{CAUSE_LABELS[c]} {causes[c]:,.2f}" for c in _causes(energy))
         + (f"; dense-MAC equivalent {ann['dense_mac_energy_uj']:,.2f} µJ" if ann["dense_mac_energy_uj"] is not None else ""),
         "Latency: " + (f"{lat['step_ns'] / 1e3:,.2f} µs per step, {lat['inference_ns'] / 1e6:,.3f} ms per inference"
                        if lat["step_ns"] is not None else "no timing figures in this profile"),
@@ -123,7 +131,7 @@ def write_energy_plot(report: Mapping[str, Any], path: str | os.PathLike) -> Non
     names = [layer["name"] for layer in energy["layers_uj"]] + ["static"]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=[2, 1])
     bottom = np.zeros(len(names))
-    for i, cause in enumerate(CAUSES):
+    for i, cause in enumerate(_causes(energy)):
         values = np.array([layer.get(cause, 0.0) for layer in energy["layers_uj"]]
                           + [energy["by_cause_uj"]["static"] if cause == "static" else 0.0])
         ax.bar(names, values, bottom=bottom, label=CAUSE_LABELS[cause], color=f"C{i}")

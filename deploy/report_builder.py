@@ -74,11 +74,14 @@ class Tallies:
         """Tally one batch ``x``: the run's outputs ``out`` and the float reference's ``ref`` (or None)."""
         self.tally = _add(self.tally, metrics.tally_run(self.description, x, out, labels))
         if ref is not None:
-            self.fidelity = _add(self.fidelity, metrics.tally_fidelity(out, ref))
+            graph = self.description if isinstance(self.description, metrics.GraphDescription) else None
+            self.fidelity = _add(self.fidelity, metrics.tally_fidelity(out, ref, graph))
             if self.float_description is not None:
                 self.float_tally = _add(self.float_tally, metrics.tally_run(self.float_description, x, ref, labels))
         if self.trace is None:
-            self.trace = SampleTrace([s[0] for s in out.spikes], out.readout_u[0],
+            spikes = out.spikes if not isinstance(self.description, metrics.GraphDescription) \
+                else metrics.compared_spikes(self.description, out)  # the somas', not the S4D states' empty rasters
+            self.trace = SampleTrace([s[0] for s in spikes], out.readout_u[0],
                                      None if ref is None else ref.readout_u[0])
 
     def evaluation(self) -> Evaluation:
@@ -146,6 +149,13 @@ def artifact_provenance(network: FixedPointNetwork) -> dict[str, Any]:
 
 
 def model_section(network: FixedPointNetwork, source: str | os.PathLike) -> dict[str, Any]:
+    if not network.is_chain:  # a graph of stages: its spiking stages' sizes
+        from silif_deploy.hw_models.network import neuron_count
+        from silif_deploy.hw_models.neuron_kinds import KINDS, SPIKES
+
+        return {"source": Path(source).name, "n_inputs": network.n_inputs, "stages": len(network.stages),
+                "hidden_sizes": [neuron_count(s) for s in network.neuron_stages if KINDS[s.kind].output == SPIKES],
+                "n_classes": network.n_classes}
     return {"source": Path(source).name, "n_inputs": network.n_inputs,
             "hidden_sizes": [layer.size for layer in network.hidden], "n_classes": network.n_classes}
 

@@ -61,8 +61,42 @@ def _agreement(report: Mapping[str, Any]) -> dict[str, float]:
     return {layer["name"]: layer["spike_agreement"] for layer in fid.get("layers", [])}
 
 
+def is_stage_report(report: Mapping[str, Any]) -> bool:
+    """Whether the report's rows are the stages of a graph network (SpikingSSM, binary S4D)."""
+    return report.get("rows") == "stages"
+
+
+def stage_table_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-stage table of a graph network, then the totals."""
+    agree = _agreement(report)
+    header = ["stage", "kind", "neurons", "values", "buffers", "weights", "graded MACs", "adds", "σ lookups",
+              "graded msgs", "SOP/sample", "eff. SOP", "spikes", "sparsity", "overflows", "spike agr."]
+
+    def overflow(row: Mapping[str, Any]) -> str:
+        return _fmt(row["overflow_events"], 1) if row.get("overflow_counted", True) else "not counted"
+
+    rows = []
+    for r in report["layers"]:
+        rows.append([
+            r["name"] + (" (host)" if r.get("host") else ""), r["kind"], _fmt(r["neurons"]), _fmt(r["values"]),
+            _fmt(r["buffers"]), f"{r['weights']:,}/{r['synapses']:,}" if r["synapses"] else "–",
+            _fmt(r["graded_macs"]), _fmt(r["graded_adds"]), _fmt(r["sigmoid_lookups"]), _fmt(r["graded_messages"]),
+            _fmt(r["sop"]), _fmt(r["effective_sop"]), _fmt(r["spikes"], 1), _fmt(r["sparsity"], 4),
+            overflow(r) if r["stage"] in ("neurons", "add", "glu") else "–", _fmt(agree.get(r["name"]), 4),
+        ])
+    t = report["totals"]
+    rows.append(["total", "", _fmt(t["neurons"]), "", _fmt(t["buffers"]), f"{t['weights']:,}/{t['synapses']:,}",
+                 _fmt(t["graded_macs"]), _fmt(t["graded_adds"]), _fmt(t["sigmoid_lookups"]), _fmt(t["graded_messages"]),
+                 _fmt(t["sop"]), _fmt(t["effective_sop"]), _fmt(t["spikes"], 1), _fmt(t["sparsity"], 4),
+                 _fmt(t["overflow_events"], 1), ""])
+    return header, rows
+
+
 def table_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-layer table (one row per layer, then the totals)."""
+    """Header and rows of the per-layer table (one row per layer, then the totals; a graph
+    network's: :func:`stage_table_rows`)."""
+    if is_stage_report(report):
+        return stage_table_rows(report)
     agree = _agreement(report)
     header = ["layer", "kind", "neurons", "buffers", "weights", "w bits", "w exp", "scale",
               "SOP/sample", "eff. SOP", "spikes", "sparsity", "overflows", "spike agr."]
@@ -92,11 +126,15 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"{inp['channels']} channels; {inp['nonzero_bins']:,.1f} non-zero bins per sample "
         f"(activity {100 * inp['activity']:.2f} %)"
         + (f", {inp['events']:,.1f} events per sample." if inp.get("events") is not None else "."),
-        f"Per sample: SOP {t['sop']:,.2f}, effective SOP {t['effective_sop']:,.2f}, "
-        f"{t['spikes']:,.1f} hidden spikes, sparsity {_fmt(t['sparsity'], 5)}, "
-        f"{t['neuron_updates']:,} neuron updates over {t['steps']} steps; buffers {t['buffers']:,}, "
-        f"parameters {_fmt(t['parameters'])}.",
     ]
+    if is_stage_report(report):
+        lines += _stage_summary(t)
+    else:
+        lines.append(
+            f"Per sample: SOP {t['sop']:,.2f}, effective SOP {t['effective_sop']:,.2f}, "
+            f"{t['spikes']:,.1f} hidden spikes, sparsity {_fmt(t['sparsity'], 5)}, "
+            f"{t['neuron_updates']:,} neuron updates over {t['steps']} steps; buffers {t['buffers']:,}, "
+            f"parameters {_fmt(t['parameters'])}.")
     if t.get("overflow_events"):
         lines.append(f"{t['overflow_events']:,.1f} states per sample hit their overflow limit (wrap or saturate): "
                      "states outgrow the scale; export with --calibrate INPUT on representative data.")
@@ -108,8 +146,26 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"Fixed vs float: prediction agreement {100 * fid['prediction_agreement']:.2f} % "
             f"({fid['prediction_disagreements']} of {fid['samples']} differ); spike agreement "
             + ", ".join(f"{layer['name']} {100 * layer['spike_agreement']:.3f} %" for layer in fid["layers"])
-            + f"; readout error max {fid['readout_max_abs_error']:.4g}, mean {fid['readout_mean_abs_error']:.4g} thresholds."
+            + f"; readout error max {fid['readout_max_abs_error']:.4g}, mean {fid['readout_mean_abs_error']:.4g} "
+            + ("logits (the decoder's per-step output)." if is_stage_report(report) else "thresholds.")
         )
+    return lines
+
+
+def _stage_summary(t: Mapping[str, Any]) -> list[str]:
+    """A graph network's work, graded first: its SOPs are a small part of it (``spiking_ssm.md`` §11)."""
+    lines = [
+        f"Per sample, graded work (dense every step): {t['graded_macs']:,.0f} graded MACs, {t['graded_adds']:,.0f} adds, "
+        f"{t['sigmoid_lookups']:,.0f} sigmoid lookups, {t['graded_messages']:,.0f} graded messages "
+        f"({t['graded_message_bits'] / 8e3:,.1f} kB of payload); spiking work: SOP {t['sop']:,.2f} (binary presynaptic "
+        f"events × fan-out), effective SOP {t['effective_sop']:,.2f}, {t['spikes']:,.1f} spikes "
+        f"({t['spike_message_bits'] / 8e3:,.3f} kB as 1-bit events), sparsity {_fmt(t['sparsity'], 5)}.",
+        f"{t['neuron_updates']:,} neuron updates over {t['steps']} steps; buffers {t['buffers']:,} real states; "
+        f"parameters {_fmt(t['parameters'])}. SOPs alone understate this model's cost: compare the energy by cause.",
+    ]
+    if t.get("overflow_not_counted"):
+        lines.append("Not counted by the simulator: overflows of the Add and GLU stages ("
+                     + ", ".join(t["overflow_not_counted"]) + "); the neuron stages' overflows are counted.")
     return lines
 
 
@@ -123,12 +179,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             + f", {report['provenance'].get('producer', 'silif-deploy')} {report['provenance'].get('producer_version', '')}.")
     header, rows = table_rows(report)
     out = [title, "", meta, "", *[f"- {line}" for line in summary_lines(report)], "",
-           "## Per layer (per sample)", "",
+           "## Per stage (per sample)" if is_stage_report(report) else "## Per layer (per sample)", "",
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(row) + " |" for row in rows]
-    out += ["", "SOP: non-zero presynaptic activations × fan-out (input and readout synapses included); "
-            "effective SOP counts only non-zero weights; sparsity: fraction of silent steps per hidden "
-            "neuron; buffers: hidden neurons × states (`docs/report.md`)."]
+    if is_stage_report(report):
+        out += ["", "SOP: binary presynaptic events (spikes) × fan-out, only for synapses fed by spikes; effective SOP "
+                "counts only non-zero weights; graded MACs, adds and σ lookups: graded work, counted apart (dense every "
+                "step except the input-driven encoder); graded msgs: values sent to each reading stage; buffers: real "
+                "states; sparsity: fraction of silent steps per soma neuron (`docs/report.md`)."]
+    else:
+        out += ["", "SOP: non-zero presynaptic activations × fan-out (input and readout synapses included); "
+                "effective SOP counts only non-zero weights; sparsity: fraction of silent steps per hidden "
+                "neuron; buffers: hidden neurons × states (`docs/report.md`)."]
     quant = report.get("quantization")
     if quant:
         out += ["", "## Quantization", ""]
@@ -174,11 +236,21 @@ def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.Pat
 
     ax = fig.add_subplot(grid[0, 0])
     pos = np.arange(len(layers))
-    ax.bar(pos - 0.2, [layer["sop"] for layer in layers], 0.4, label="SOP")
-    ax.bar(pos + 0.2, [layer["effective_sop"] for layer in layers], 0.4, label="effective SOP")
-    ax.set_xticks(pos, [layer["name"] for layer in layers])
+    if is_stage_report(report):  # graded work next to the SOPs, on a log scale: SOPs alone would mislead
+        t = report["totals"]
+        ax.bar(pos - 0.2, [layer["graded_macs"] + layer["graded_adds"] + layer["sigmoid_lookups"] for layer in layers],
+               0.4, label="graded MACs + adds + σ")
+        ax.bar(pos + 0.2, [layer["sop"] for layer in layers], 0.4, label="SOP")
+        ax.set_yscale("log")
+        ax.set_xticks(pos, [layer["name"] for layer in layers], rotation=60, fontsize=7)
+        ax.set_title(f"operations per stage (graded {t['graded_macs'] + t['graded_adds'] + t['sigmoid_lookups']:,.0f}, "
+                     f"SOP {t['sop']:,.0f})")
+    else:
+        ax.bar(pos - 0.2, [layer["sop"] for layer in layers], 0.4, label="SOP")
+        ax.bar(pos + 0.2, [layer["effective_sop"] for layer in layers], 0.4, label="effective SOP")
+        ax.set_xticks(pos, [layer["name"] for layer in layers])
+        ax.set_title(f"synaptic operations (total {report['totals']['sop']:,.0f})")
     ax.set_ylabel("per sample")
-    ax.set_title(f"synaptic operations (total {report['totals']['sop']:,.0f})")
     ax.legend()
 
     ax = fig.add_subplot(grid[0, 1])
@@ -208,8 +280,8 @@ def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.Pat
         if trace.readout_float is not None:
             ax.plot(trace.readout_float[:, k], color=color, ls="--", label=f"class {k} (float)")
     ax.set_xlabel("step")
-    ax.set_ylabel("readout u")
-    ax.set_title("readout membrane, sample 0")
+    ax.set_ylabel("decoder logits" if is_stage_report(report) else "readout u")
+    ax.set_title("decoder output per step, sample 0" if is_stage_report(report) else "readout membrane, sample 0")
     ax.legend(ncol=3, fontsize=8)
 
     with atomic_output(path) as tmp:

@@ -8,18 +8,24 @@ steps the engine runs), ``graded`` (the layer receives graded / multi-count payl
 Energy of layer l (pJ), with E(event) the profile's cost (:mod:`.energy_profile`)::
 
     synaptic_ops   = sop · E(synaptic_op)           (E(graded_synaptic_op) if the layer is graded)
+    graded_ops     = (graded_macs + sigmoid_lookups) · E(graded_mac) + graded_adds · E(graded_add)
     neuron_updates = updates · E(neuron_update_active)
                    + (steps·neurons − updates) · E(neuron_update_inactive)
     spikes_routing = spikes · E(spike_out) + presynaptic_events · cores_l · E(spike_message)
+                   + graded_messages · E(graded_message)
     static         = P(static) · latency per inference            (chip level, not per layer)
 
 Each presynaptic event sends one message to every core of the receiving layer (``cores_l``, from
 :mod:`.core_mapping`; 1 when no mapping is given). Latency uses the mean step::
 
-    core time_l    = (sop·t(syn) + updates·t(active) + inactive·t(inactive) + spikes·t(spike_out))
+    core time_l    = (sop·t(syn) + updates·t(active) + inactive·t(inactive) + spikes·t(spike_out)
+                      + (graded_macs + sigmoid_lookups)·t(graded_mac) + graded_adds·t(graded_add))
                      / (steps · cores_l)
     step time      = max_l core time_l + t(spike_message) + t(step_sync)
     inference time = step time · steps
+
+The graded counts (``graded_macs``, ``graded_adds``, ``sigmoid_lookups``, ``graded_messages``) are the
+per-stage rows of a graph network (:mod:`.stage_metrics`); a layer without them has none (0).
 
 ANN-style comparison: dense MACs = T · Σ_l synapses_l per inference (T = ``input_steps``, the
 input's length), at E(dense_mac) each.
@@ -33,8 +39,11 @@ from typing import Any, Mapping, Sequence
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.energy_profile import EnergyProfile
 
-CAUSES = ("synaptic_ops", "neuron_updates", "spikes_routing", "static")
-"""The energy split: synaptic operations, neuron updates, spikes and routing, static power."""
+CAUSES = ("synaptic_ops", "graded_ops", "neuron_updates", "spikes_routing", "static")
+"""The energy split: synaptic operations (SOPs), graded operations (MACs, adds, lookups), neuron
+updates, spikes and messages with their routing, static power."""
+GRADED = ("graded_macs", "graded_adds", "sigmoid_lookups", "graded_messages")
+"""A row's graded counts (0 when absent: a chain's layers)."""
 
 _REQUIRED = ("sop", "presynaptic_events", "spikes", "neuron_updates", "neurons", "synapses", "steps")
 _PJ_PER_UJ = 1e6
@@ -48,10 +57,11 @@ class LayerEnergy:
     synaptic_ops: float
     neuron_updates: float
     spikes_routing: float
+    graded_ops: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.synaptic_ops + self.neuron_updates + self.spikes_routing
+        return self.synaptic_ops + self.graded_ops + self.neuron_updates + self.spikes_routing
 
 
 @dataclass
@@ -76,6 +86,7 @@ class EnergyEstimate:
     def by_cause(self) -> dict[str, float]:
         return {
             "synaptic_ops": sum(l.synaptic_ops for l in self.layers),
+            "graded_ops": sum(l.graded_ops for l in self.layers),
             "neuron_updates": sum(l.neuron_updates for l in self.layers),
             "spikes_routing": sum(l.spikes_routing for l in self.layers),
             "static": self.static,
@@ -94,7 +105,7 @@ class EnergyEstimate:
             "dynamic_uj": (self.total - self.static) / _PJ_PER_UJ,
             "by_cause_uj": {k: v / _PJ_PER_UJ for k, v in self.by_cause.items()},
             "layers_uj": [
-                {"name": l.name, "synaptic_ops": l.synaptic_ops / _PJ_PER_UJ,
+                {"name": l.name, "synaptic_ops": l.synaptic_ops / _PJ_PER_UJ, "graded_ops": l.graded_ops / _PJ_PER_UJ,
                  "neuron_updates": l.neuron_updates / _PJ_PER_UJ,
                  "spikes_routing": l.spikes_routing / _PJ_PER_UJ, "total": l.total / _PJ_PER_UJ}
                 for l in self.layers
@@ -128,17 +139,21 @@ def estimate_energy(
     _check(layers, cores)
     cores = list(cores) if cores is not None else [1] * len(layers)
     e = {event: profile.energy_pj(event) or 0.0 for event in
-         ("synaptic_op", "neuron_update_active", "neuron_update_inactive", "spike_out", "spike_message")}
+         ("synaptic_op", "neuron_update_active", "neuron_update_inactive", "spike_out", "spike_message",
+          "graded_mac", "graded_add", "graded_message")}
     e_graded = profile.energy_pj("graded_synaptic_op")
     per_layer = []
     for i, (l, n_cores) in enumerate(zip(layers, cores)):
         e_syn = e_graded if l.get("graded") and e_graded is not None else e["synaptic_op"]
+        g = _graded(l)
         per_layer.append(LayerEnergy(
             name=str(l.get("name", f"layer {i}")),
             synaptic_ops=l["sop"] * e_syn,
             neuron_updates=l["neuron_updates"] * e["neuron_update_active"]
             + _inactive_updates(l) * e["neuron_update_inactive"],
-            spikes_routing=l["spikes"] * e["spike_out"] + l["presynaptic_events"] * n_cores * e["spike_message"],
+            spikes_routing=l["spikes"] * e["spike_out"] + l["presynaptic_events"] * n_cores * e["spike_message"]
+            + g["graded_messages"] * e["graded_message"],
+            graded_ops=(g["graded_macs"] + g["sigmoid_lookups"]) * e["graded_mac"] + g["graded_adds"] * e["graded_add"],
         ))
     inference_steps = int(layers[0]["steps"])
     step_ns = _step_time_ns(layers, cores, profile)
@@ -151,8 +166,12 @@ def estimate_energy(
         profile=profile.name, layers=per_layer, static=static, step_ns=step_ns,
         inference_steps=inference_steps, inference_ns=inference_ns, dense_macs=macs,
         dense_mac_energy=None if e_mac is None else macs * e_mac,
-        not_charged=_not_charged(profile, step_ns is not None),
+        not_charged=_not_charged(profile, step_ns is not None, any(any(_graded(l).values()) for l in layers)),
     )
+
+
+def _graded(layer: Mapping[str, Any]) -> dict[str, float]:
+    return {key: float(layer.get(key) or 0.0) for key in GRADED}
 
 
 def _inactive_updates(layer: Mapping[str, Any]) -> float:
@@ -168,18 +187,23 @@ def _step_time_ns(layers: Sequence[Mapping[str, Any]], cores: Sequence[int], pro
     t_graded = profile.time_ns("graded_synaptic_op") or t_syn
     t_inactive = profile.time_ns("neuron_update_inactive") or 0.0
     t_spike = profile.time_ns("spike_out") or 0.0
+    t_mac, t_add = profile.time_ns("graded_mac") or t_graded, profile.time_ns("graded_add") or t_graded
     busiest = max(
         ((t_graded if l.get("graded") else t_syn) * l["sop"] + t_active * l["neuron_updates"]
-         + t_inactive * _inactive_updates(l) + t_spike * l["spikes"]) / (l["steps"] * n)
+         + t_inactive * _inactive_updates(l) + t_spike * l["spikes"]
+         + t_mac * (_graded(l)["graded_macs"] + _graded(l)["sigmoid_lookups"]) + t_add * _graded(l)["graded_adds"])
+        / (l["steps"] * n)
         for l, n in zip(layers, cores)
     )
     return busiest + (profile.time_ns("spike_message") or 0.0) + (profile.time_ns("step_sync") or 0.0)
 
 
-def _not_charged(profile: EnergyProfile, has_timing: bool) -> list[str]:
+def _not_charged(profile: EnergyProfile, has_timing: bool, graded: bool = False) -> list[str]:
     missing = [f"{event} (not in profile)" for event in
                ("synaptic_op", "neuron_update_active", "neuron_update_inactive", "spike_out", "spike_message",
                 "dense_mac") if event not in profile.costs]
+    missing += [f"{event} (not in profile)" for event in ("graded_mac", "graded_add", "graded_message")
+                if event not in profile.costs and graded]
     if "static" not in profile.costs:
         missing.append("static (not in profile)")
     elif not has_timing:

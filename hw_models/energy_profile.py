@@ -50,6 +50,9 @@ COSTS: dict[str, str] = {
     "spike_out": "one spike emitted by a neuron",
     "spike_message": "one spike message delivered to one destination core",
     "dense_mac": "one dense multiply-accumulate of the ANN-style comparison",
+    "graded_mac": "one multiply-accumulate on graded values (S4D rotation, readout, GLU product, encoder; a sigmoid lookup)",
+    "graded_add": "one add of two graded values (an Add stage: C + D, the residual; the decoder's pooling)",
+    "graded_message": "one graded-payload message from a stage to one stage reading it",
     "static": "static power drawn over the run time",
     "step_sync": "per-step synchronization (barrier)",
 }

@@ -26,6 +26,10 @@ samples with each sample weighted equally (no ÷(n − 1), no per-batch means):
 * **overflow_events** (fixed point): states changed by their overflow rule (wrap or saturate, per
   the profile) per sample.
 
+A network that is not a chain of layers (SpikingSSM, binary S4D: a graph of stages) is described
+stage by stage instead (:mod:`.stage_metrics`: one row per stage, graded MACs, graded messages and
+SOPs apart); the tallies and the report's sections are the same.
+
 Counting is split into additive integer tallies (:class:`RunTally`, :class:`FidelityTally`) so that
 inputs of any size are processed batch by batch; :func:`build_report` turns them into the report.
 """
@@ -41,6 +45,9 @@ import numpy as np
 from silif_deploy.hw_models.network import FixedPointNetwork
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.run_result import RunResult
+from silif_deploy.hw_models.stage_metrics import (
+    GraphDescription, compared_spikes, describe_graph, stage_metrics, stage_totals, tally_graph_run,
+)
 
 SCHEMA = "silif-deploy/report"
 SCHEMA_VERSION = 1
@@ -96,8 +103,16 @@ def layer_names(n_hidden: int) -> list[str]:
     return [f"L{i}" for i in range(n_hidden)] + ["readout"]
 
 
-def describe_fixed(network: FixedPointNetwork) -> NetworkDescription:
-    """Description of a fixed-point network (parameter counts from the float model it carries)."""
+def describe_fixed(network: FixedPointNetwork) -> NetworkDescription | GraphDescription:
+    """Description of a fixed-point network (parameter counts from the float model it carries); a
+    network that is not a chain: its stages (:func:`.stage_metrics.describe_graph`)."""
+    if not network.is_chain:
+        parameters = None
+        if network.float_model is not None:
+            from silif_deploy.converters.float_description import graph_parameter_count
+
+            parameters = graph_parameter_count(network.float_model["state_dict"])
+        return describe_graph(network, parameters=parameters)
     n_layers = len(network.layers)
     params: list[int | None] = [None] * n_layers
     if network.float_model is not None:
@@ -160,6 +175,8 @@ def _add_optional(a: list[int] | None, b: list[int] | None) -> list[int] | None:
 def tally_run(description: NetworkDescription, x: np.ndarray, result: RunResult,
               labels: np.ndarray | None = None) -> RunTally:
     """Count one batch: ``x`` (batch, T, channels) as given to the engine, ``result`` its outputs."""
+    if isinstance(description, GraphDescription):
+        return tally_graph_run(description, x, result, labels)
     sent = description.encode_input(x) if description.encode_input is not None else x
     presynaptic = [sent, *result.spikes]
     active = [np.count_nonzero(z, axis=(0, 1)).astype(np.int64) for z in presynaptic]
@@ -209,11 +226,13 @@ class FidelityTally:
         )
 
 
-def tally_fidelity(fixed: RunResult, reference: RunResult) -> FidelityTally:
-    """Compare a fixed-point run with the float run on the same input (both aligned to float steps)."""
-    if len(fixed.spikes) != len(reference.spikes):
+def tally_fidelity(fixed: RunResult, reference: RunResult, description: GraphDescription | None = None) -> FidelityTally:
+    """Compare a fixed-point run with the float run on the same input (both aligned to float steps);
+    of a graph network (``description``): its spiking stages' spikes with the float blocks'."""
+    fixed_spikes = fixed.spikes if description is None else compared_spikes(description, fixed)
+    if len(fixed_spikes) != len(reference.spikes):
         raise ValueError("the two runs have different numbers of hidden layers")
-    f = [s.astype(bool) for s in fixed.spikes]
+    f = [s.astype(bool) for s in fixed_spikes]
     r = [s.astype(bool) for s in reference.spikes]
     err = np.abs(np.asarray(fixed.readout_u, np.float64) - np.asarray(reference.readout_u, np.float64))
     return FidelityTally(
@@ -324,17 +343,22 @@ def fidelity_metrics(description: NetworkDescription, tally: FidelityTally) -> d
     readout membrane error in threshold units; the fraction of equal predictions."""
     n = tally.samples
     layers = []
-    for i, layer in enumerate(description.hidden):
+    names = [name for name, _ in description.spiking] if isinstance(description, GraphDescription) \
+        else [layer.name for layer in description.hidden]
+    for i, name in enumerate(names):
         layers.append({
-            "name": layer.name,
+            "name": name,
             "spike_agreement": tally.equal[i] / tally.entries[i],
             "spike_jaccard": tally.both[i] / tally.either[i] if tally.either[i] else 1.0,
             "spikes_fixed": tally.spikes_fixed[i] / n,
             "spikes_float": tally.spikes_float[i] / n,
         })
+    alignment = ("each spiking stage at step t + its delay (one step per Dense and lag on its path) compared with "
+                 "float step t; the decoder's per-step logits likewise") if isinstance(description, GraphDescription) \
+        else "fixed-point layer l at step t + l + 1 and the readout at t + L + 1 compared with float step t"
     return {
         "samples": n,
-        "alignment": "fixed-point layer l at step t + l + 1 and the readout at t + L + 1 compared with float step t",
+        "alignment": alignment,
         "layers": layers,
         "readout_max_abs_error": tally.readout_abs_max,
         "readout_mean_abs_error": tally.readout_abs_sum / tally.readout_entries,
@@ -379,11 +403,18 @@ def neuron_degeneracies(kind: str | None) -> tuple[str, ...]:
     return tuple(key for key, _ in _kind_degeneracies(kind))
 
 
-def quantization_section(quantization: Mapping[str, Any]) -> dict[str, Any]:
-    """The artifact's quantization diagnostics, per layer with names, and the warnings they imply."""
-    hidden = list(quantization.get("layers", []))
-    names = layer_names(len(hidden))
-    layers = [{"name": name, **diag} for name, diag in zip(names, [*hidden, quantization.get("readout", {})])]
+def quantization_section(quantization: Mapping[str, Any], stages: bool = False) -> dict[str, Any]:
+    """The artifact's quantization diagnostics, per layer with names, and the warnings they imply; of
+    a graph network (``stages``): its ``stages`` entries, {stage name: diagnostics} or a list of
+    diagnostics with their ``name``."""
+    if stages:
+        entries = quantization.get("stages", {})
+        layers = [{"name": k, **v} for k, v in entries.items()] if isinstance(entries, Mapping) else \
+            [dict(v) for v in entries]
+    else:
+        hidden = list(quantization.get("layers", []))
+        names = layer_names(len(hidden))
+        layers = [{"name": name, **diag} for name, diag in zip(names, [*hidden, quantization.get("readout", {})])]
     return {
         "calibrated": bool(quantization.get("calibrated", False)),
         "input_frac_bits": quantization.get("input_frac_bits", 0),
@@ -435,8 +466,9 @@ def build_report(
     ``input_info`` adds to the input section (kind, path, sha256, probe settings); ``is_counts`` in it
     decides whether ``input.events`` is reported.
     """
-    layers = layer_metrics(description, tally)
-    channels = description.layers[0].fan_in
+    graph = isinstance(description, GraphDescription)
+    layers = stage_metrics(description, tally) if graph else layer_metrics(description, tally)
+    channels = description.n_inputs if graph else description.layers[0].fan_in
     info = dict(input_info)
     report = {
         "schema": SCHEMA,
@@ -446,10 +478,11 @@ def build_report(
         "model": {"model_type": description.model_type, **(model or {})},
         "profile": None if profile is None else dict(profile),
         "input": {**info, **input_metrics(tally, channels, bool(info.get("is_counts", True)))},
+        **({"rows": "stages"} if graph else {}),
         "layers": layers,
-        "totals": totals(description, tally, layers),
+        "totals": stage_totals(description, tally, layers) if graph else totals(description, tally, layers),
         "fidelity": None if fidelity is None else fidelity_metrics(description, fidelity),
-        "quantization": None if quantization is None else quantization_section(quantization),
+        "quantization": None if quantization is None else quantization_section(quantization, graph),
     }
     return json_safe(report)
 
