@@ -542,8 +542,13 @@ def float_model_from_artifact(path: str | os.PathLike):
     network = read_artifact(path)
     if network.float_model is None:
         raise SilifDeployError(f"'{path}' carries no float model; run --engine float on the source checkpoint")
-    from silif_deploy.converters.checkpoint import build_model, import_torch
+    from silif_deploy.converters.checkpoint import CHECKPOINT_FORMAT, build_model, import_torch
+    from silif_deploy.converters.families import spiking_ssm
 
     torch = import_torch()
     state = {k: torch.as_tensor(v) for k, v in network.float_model["state_dict"].items()}
+    saved = {"format": CHECKPOINT_FORMAT, "config": network.float_model["config"], "state_dict": state}
+    found = spiking_ssm.detect_checkpoint(saved)  # SpikingSSM / binary S4D: a whole-network family of its own
+    if found is not None:
+        return spiking_ssm.model_from_checkpoint(found, f"'{path}' float model")
     return build_model(state, network.float_model["config"], source=f"'{path}' float model")

@@ -18,7 +18,7 @@ from silif_deploy.hw_models.simulator import simulate
 
 def model_binning(model) -> tuple[int, float] | None:
     """The (nb_steps, max_time) a model was trained with, when its checkpoint recorded it."""
-    binning = model.config.extra.get("binning")
+    binning = getattr(model.config, "extra", {}).get("binning")  # SpikingSSM configs record none
     return (int(binning[0]), float(binning[1])) if binning else None
 
 

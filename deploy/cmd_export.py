@@ -138,11 +138,15 @@ def _export_netx(job: ExportJob, args: argparse.Namespace) -> list[Path]:
 
 
 def _refuse_for_spiking_ssm(config, args: argparse.Namespace, source: Path) -> None:
-    """What a SpikingSSM / binary-S4D model cannot be exported as yet, in one line, before any write."""
-    from silif_deploy.converters.families.spiking_ssm import refuse_fixed_point, require_streamable
+    """What a SpikingSSM / binary-S4D model cannot be exported as, in one line, before any write."""
+    from silif_deploy.converters.families.spiking_ssm import require_fixed_point, require_streamable
 
-    if args.target != "nir":
-        refuse_fixed_point(config, f"'{source}' for --target {args.target}")
+    if args.target == "netx":
+        raise SilifDeployError(f"'{source}': --target netx writes chains of Dense and neuron layers; a {config.family} "
+                               "network's S4D, GLU and residual stages have no netx form: use --target loihi2")
+    if args.target == "loihi2":
+        require_fixed_point(config, f"'{source}' for --target loihi2")
+        return
     require_streamable(config, f"'{source}' for --target nir")
     if args.nir_profile != "exact":
         raise SilifDeployError(f"--nir-profile {args.nir_profile} states SiLIF-family layers as LIFs; a {config.family} "

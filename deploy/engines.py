@@ -58,13 +58,13 @@ def load_float_model(
 ):
     """The float PyTorch model behind any source (an artifact remembers the float network it came from).
     ``neuron`` and ``prenorm`` are SpikingSSM options (:func:`float_model_options`). ``for_fixed_point``:
-    the command that will quantize the model; a SpikingSSM, which has no fixed point yet, is then
-    refused in one line."""
+    the command that will quantize the model; a SpikingSSM configuration fixed point cannot run
+    (bidirectional, pre-norm LayerNorm, the SDN soma) is then refused in one line."""
     model = _load_float_model(path, model_type, init_state, neuron, prenorm)
     if for_fixed_point is not None and is_spiking_ssm(model):
-        from silif_deploy.converters.families.spiking_ssm import refuse_fixed_point
+        from silif_deploy.converters.families.spiking_ssm import require_fixed_point
 
-        refuse_fixed_point(model.config, f"'{path}' for {for_fixed_point}")
+        require_fixed_point(model.config, f"'{path}' for {for_fixed_point}")
     return model
 
 
@@ -104,14 +104,16 @@ def float_model_options(args) -> dict:
 
 
 def is_spiking_ssm(model) -> bool:
-    """Whether ``model`` is a SpikingSSM / binary-S4D float model (no fixed point for these yet)."""
+    """Whether ``model`` is a SpikingSSM / binary-S4D float model (a whole network, quantized by
+    :mod:`~silif_deploy.converters.families.spiking_ssm_quantize`)."""
     from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet
 
     return isinstance(model, SpikingSSMNet)
 
 
 def _refuse_spiking_ssm_fixed_point(path: str | os.PathLike, engine: str) -> None:
-    """One line when a checkpoint or NIR file holds a SpikingSSM, for which no fixed point exists yet."""
+    """One line when a checkpoint or NIR file holds a SpikingSSM that fixed point can never run
+    (bidirectional, pre-norm LayerNorm), before the caller's "make an artifact first"."""
     kind = source_kind(path)
     try:
         if kind == "checkpoint":
@@ -128,9 +130,20 @@ def _refuse_spiking_ssm_fixed_point(path: str | os.PathLike, engine: str) -> Non
     except SilifDeployError:
         return  # not readable as a SpikingSSM: the caller's own message follows
     if config is not None:
-        from silif_deploy.converters.families.spiking_ssm import refuse_fixed_point
+        from silif_deploy.converters.families.spiking_ssm import require_fixed_point
 
-        refuse_fixed_point(config, f"'{path}' on engine '{engine}'")
+        require_fixed_point(config, f"'{path}' on engine '{engine}'")
+
+
+def recorded_sizes(network: FixedPointNetwork) -> list[int]:
+    """The sizes of a fixed-point run's ``spikes`` entries: a chain's hidden layers; every neuron stage of
+    a graph with a mean_linear decoder (SpikingSSM: each block's s4d states, which send states and never
+    spike, then its soma), in run order."""
+    from silif_deploy.hw_models.network import MeanLinear, neuron_count
+
+    if isinstance(network.stages[-1], MeanLinear):
+        return [int(neuron_count(st)) for st in network.neuron_stages]
+    return [layer.size for layer in network.hidden]
 
 
 @dataclass
@@ -186,7 +199,7 @@ def open_engine(
 
     network = read_artifact(path)
     max_count = (1 << network.profile.input_message_bits) - 1 if network.input_frac_bits == 0 else None
-    sizes = [layer.size for layer in network.hidden]
+    sizes = recorded_sizes(network)
     if engine == "fixed":
         from silif_deploy.hw_models.simulator import simulate
 

@@ -160,10 +160,18 @@ def export_loihi2(
     # all five files are written into a staging folder and appear together (or none of them)
     with staged_outputs(out) as stage:
         nir_path, artifact_path, json_path, md_path, png_path = (stage / f for f in files)
-        folded = float_network(model)  # the one extraction: NIR and the quantizer read it
-        write_nir(model, nir_path, source_sha256=source_sha256, folded=folded)
-        if check_nir:
-            check_round_trip(nir_path, folded)
+        if is_spiking_ssm(model):  # a whole-network family: NIR and the quantizer read the model itself
+            from silif_deploy.converters.nir_spiking_ssm import check_round_trip as check_ssm_round_trip
+
+            folded = None
+            write_nir(model, nir_path, source_sha256=source_sha256)
+            if check_nir:
+                check_ssm_round_trip(nir_path, model)
+        else:
+            folded = float_network(model)  # the one extraction: NIR and the quantizer read it
+            write_nir(model, nir_path, source_sha256=source_sha256, folded=folded)
+            if check_nir:
+                check_round_trip(nir_path, folded)
         network = quantize_model(model, hw, data, folded=folded)
         network.provenance = provenance(
             source_checkpoint=Path(model_path).name, source_sha256=source_sha256,

@@ -10,6 +10,11 @@ output (reported with its first (layer, sample, step, neuron) and the two values
 state (the first (layer, sample) and step whose digest differs, and the lowest neuron whose
 trajectory differs), or a changed artifact (identity) even where no state on this input moved.
 
+A network with a mean_linear decoder (SpikingSSM, binary S4D) records every neuron stage in run
+order (the S4D states, whose spike rasters are empty, and the somas: their states are digested like
+a layer's) and, in place of readout_v, the decoder's per-step logits ``readout_u`` (float64, computed
+on the host from the exact integers of the stream; compared bit for bit as well).
+
 Format 1 goldens (silif-deploy 0.1.0) hold only spikes and the readout: they are still checked on
 what they hold, and ``verify`` says that they carry no state or identity check.
 """
@@ -31,7 +36,7 @@ from silif_deploy.converters.input_checks import check_input_chunk, check_input_
 from silif_deploy.converters.npz_stream import StreamedNpz
 from silif_deploy.deploy.batching import batches
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.network import FixedPointNetwork
+from silif_deploy.hw_models.network import FixedPointNetwork, MeanLinear, neuron_count
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.simulator import simulate
 
@@ -62,13 +67,29 @@ def state_digests(*states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return per_step, per_neuron
 
 
+def _recorded_stages(network: FixedPointNetwork) -> list[tuple[str, int]]:
+    """(kind, size) of the neuron stages a golden records spikes and state digests of: a chain's hidden
+    layers; every neuron stage of a graph with a ``mean_linear`` decoder (SpikingSSM: the s4d states,
+    whose spike rasters are empty, and the somas), in run order, as the simulator returns them."""
+    if isinstance(network.stages[-1], MeanLinear):
+        return [(st.kind, int(neuron_count(st))) for st in network.neuron_stages]
+    return [(layer.kind, layer.size) for layer in network.hidden]
+
+
+def _readout_key(network: FixedPointNetwork) -> str:
+    """``readout_v``: the CUBA readout's integer membrane; ``readout_u``: a mean_linear decoder's per-step
+    logits (float64 on the host from the exact integers of the stream it reads)."""
+    return "readout_u" if isinstance(network.stages[-1], MeanLinear) else "readout_v"
+
+
 def _fixed_outputs(network: FixedPointNetwork, x: np.ndarray) -> dict[str, np.ndarray]:
     result = simulate(network, x, record_states=True)
     arrays = {f"spikes_{i}": np.packbits(s, axis=-1) for i, s in enumerate(result.spikes)}
-    arrays["readout_v"] = result.states["v_readout"]  # type: ignore[index]
-    for i, layer in enumerate(network.hidden):
+    key = _readout_key(network)
+    arrays[key] = result.readout_u if key == "readout_u" else result.states["v_readout"]  # type: ignore[index]
+    for i, (kind, _) in enumerate(_recorded_stages(network)):
         arrays[f"state_digests_{i}"], arrays[f"neuron_digests_{i}"] = state_digests(
-            *(result.states[f"{name}_{i}"] for name in KINDS[layer.kind].states))  # type: ignore[index]
+            *(result.states[f"{name}_{i}"] for name in KINDS[kind].states))  # type: ignore[index]
     return arrays
 
 
@@ -93,7 +114,7 @@ def write_golden(artifact_path: str | os.PathLike, x: np.ndarray | InputSource, 
                 "format": GOLDEN_FORMAT, "format_version": GOLDEN_VERSION, "artifact_sha256": record["artifact_sha256"],
                 "artifact_identity": identity, "producer_version": __version__,
                 "provenance": json.dumps(record, sort_keys=True), "hardware_profile": network.profile.name,
-                "n_neurons": [l.size for l in network.hidden],
+                "n_neurons": [size for _, size in _recorded_stages(network)],
             }.items():
                 npz.put(name, np.array(value))
             npz.close()
@@ -159,18 +180,20 @@ def verify_golden(artifact_path: str | os.PathLike, golden_path: str | os.PathLi
     got = _fixed_outputs(network, g["input"])
     counts: dict[str, int] = {}
     first: GoldenDiff | StateDiff | IdentityDiff | None = None
-    for i in range(len(network.hidden)):
+    stages = _recorded_stages(network)
+    for i in range(len(stages)):
         n = int(g["n_neurons"][i])
         exp, new = np.unpackbits(g[f"spikes_{i}"], axis=-1)[..., :n], np.unpackbits(got[f"spikes_{i}"], axis=-1)[..., :n]
         first = _compare(f"spikes_{i}", exp, new, counts, first)
-    first = _compare("readout_v", g["readout_v"], got["readout_v"], counts, first)
+    key = _readout_key(network)
+    first = _compare(key, g[key], got[key], counts, first)
     if int(g["format_version"]) < 2:
         if notes is not None:
             notes.append(f"this golden (format {int(g['format_version'])}, silif-deploy {g.get('producer_version', '0.1.0')}) "
                          "carries no state check and no artifact identity: only spikes and the readout were compared; "
                          "make a new one with `silif-deploy golden` for the full check")
         return first, counts
-    for i in range(len(network.hidden)):
+    for i in range(len(stages)):
         per_step = np.argwhere(g[f"state_digests_{i}"] != got[f"state_digests_{i}"])  # (sample, step) pairs
         counts[f"states_{i}"] = len(per_step)
         per_neuron = g[f"neuron_digests_{i}"] != got[f"neuron_digests_{i}"]
@@ -180,7 +203,7 @@ def verify_golden(artifact_path: str | os.PathLike, golden_path: str | os.PathLi
         if len(per_step) and first is None:
             sample, step = (int(v) for v in per_step[np.lexsort((per_step[:, 0], per_step[:, 1]))][0])
             neurons = np.flatnonzero(per_neuron[sample])
-            first = StateDiff(i, KINDS[network.hidden[i].kind].states, sample, step, int(neurons[0]) if len(neurons) else -1)
+            first = StateDiff(i, KINDS[stages[i][0]].states, sample, step, int(neurons[0]) if len(neurons) else -1)
     identity = artifact_identity(network)
     counts["artifact_identity"] = int(identity != str(g["artifact_identity"]))
     if counts["artifact_identity"] and first is None:
@@ -195,14 +218,20 @@ def _compare(name: str, exp: np.ndarray, new: np.ndarray, counts: dict[str, int]
     counts[name] = len(diff)
     if len(diff) and first is None:
         b, t, n = (int(v) for v in diff[np.lexsort((diff[:, 2], diff[:, 0], diff[:, 1]))][0])
-        return GoldenDiff(name, b, t, n, int(exp[b, t, n]), int(new[b, t, n]))
+        value = int if exp.dtype.kind in "iub" else float
+        return GoldenDiff(name, b, t, n, value(exp[b, t, n]), value(new[b, t, n]))
     return first
 
 
 def _check_same_network(g: dict[str, np.ndarray], network: FixedPointNetwork, golden_path) -> None:
     """Refuse a golden of another shape: a regression diff only makes sense for the same layer sizes."""
-    sizes = [int(g["input"].shape[-1]), *(int(n) for n in g["n_neurons"]), int(g["readout_v"].shape[-1])]
-    expected = [network.n_inputs, *(layer.size for layer in network.layers)]
+    key = _readout_key(network)
+    if key not in g:
+        raise SilifDeployError(f"golden '{golden_path}' was made for another kind of network (it holds no {key}); make a "
+                               "new one with: silif-deploy golden ARTIFACT --input X -o GOLDEN.npz")
+    sizes = [int(g["input"].shape[-1]), *(int(n) for n in g["n_neurons"]), int(g[key].shape[-1])]
+    expected = [network.n_inputs, *(size for _, size in _recorded_stages(network)),
+                network.n_classes if key == "readout_u" else network.readout.size]
     if sizes != expected:
         raise SilifDeployError(
             f"golden '{golden_path}' was made for another network ({' -> '.join(map(str, sizes))}; this artifact is "
@@ -235,8 +264,9 @@ def read_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
     n_neurons = need("n_neurons", 1, "iu")
     batch, steps = x.shape[:2]
     shapes = {f"spikes_{i}": (batch, steps, -(-int(n) // 8)) for i, n in enumerate(n_neurons)}
-    readout = need("readout_v", 3, "i")
-    shapes["readout_v"] = (batch, steps, readout.shape[2])
+    key = "readout_u" if "readout_u" in data else "readout_v"  # a mean_linear decoder's logits, or the CUBA readout's v
+    readout = need(key, 3, "f" if key == "readout_u" else "i")
+    shapes[key] = (batch, steps, readout.shape[2])
     if int(version) >= 2:
         if need("artifact_identity", 0, "U").size != 1:
             raise SilifDeployError(f"golden '{p}': malformed artifact_identity; {remake}")
@@ -244,7 +274,7 @@ def read_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
             shapes[f"state_digests_{i}"] = (batch, steps)
             shapes[f"neuron_digests_{i}"] = (batch, int(n))
     for name, shape in shapes.items():
-        a = need(name, len(shape), "u" if name.startswith(("spikes", "state_", "neuron_")) else "i")
+        a = need(name, len(shape), "u" if name.startswith(("spikes", "state_", "neuron_")) else "f" if name == "readout_u" else "i")
         if a.shape != shape or (name.startswith("spikes") and a.dtype != np.uint8):
             raise SilifDeployError(f"golden '{p}': '{name}' has shape {a.shape}, expected {shape}; the file is damaged, {remake}")
     return data

@@ -802,15 +802,17 @@ def load_spiking_ssm(
     return model_from_checkpoint(SpikingSSMCheckpoint(state, hyper, None), f"'{path}'", neuron, prenorm, target)
 
 
-FIXED_POINT_PENDING = ("fixed point for the {family} family is not available yet (its quantizer is still being "
-                       "built): use --target nir, or simulate --engine float")
-
-
-def refuse_fixed_point(config: SpikingSSMConfig, what: str) -> None:
-    """One line for a hardware target asked of a SpikingSSM / binary-S4D model (bidirectional models
-    are told that first: they can never stream)."""
+def require_fixed_point(config: SpikingSSMConfig, what: str) -> None:
+    """One line for a configuration fixed point cannot run (:mod:`.spiking_ssm_quantize` quantizes the
+    rest): bidirectional (it looks ahead), a pre-norm LayerNorm (it does not fold into a per-channel
+    affine) and the SDN (a training surrogate: hardware runs the exact LIF)."""
     require_streamable(config, what)
-    raise SilifDeployError(f"{what}: " + FIXED_POINT_PENDING.format(family=config.family))
+    if config.prenorm and config.norm == "layer":
+        raise SilifDeployError(f"{what}: a pre-norm LayerNorm normalizes across channels, which no fixed-point stage "
+                               "computes (it does not fold into a per-channel affine): such models are float-only")
+    if config.neuron == "sdn":
+        raise SilifDeployError(f"{what}: fixed point runs the exact LIF; the SDN is a training surrogate with no "
+                               "integer form: drop --neuron sdn")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -857,8 +859,12 @@ def describe(model: SpikingSSMNet) -> list[str]:
         mag, theta = p.lam.abs(), p.theta
         lines.append(f"  block {i}: |lambda| {float(mag.min()):.6f}…{float(mag.max()):.6f}, threshold theta "
                      f"{float(theta.min()):.4g}…{float(theta.max()):.4g}, D {float(p.d.min()):.4g}…{float(p.d.max()):.4g}")
-    lines.append("deployment: --target nir (exact round trip); fixed point (loihi2, netx, --engine fixed/lava) is not "
-                 "available yet for this family")
+    if cfg.bidirectional or (cfg.prenorm and cfg.norm == "layer"):
+        lines.append("deployment: float only (" + ("bidirectional: it looks ahead in time" if cfg.bidirectional
+                                                  else "pre-norm LayerNorm: it does not fold") + ")")
+    else:
+        lines.append("deployment: --target nir (exact round trip), --target loihi2 (fixed point, the exact LIF soma; "
+                     "calibrate with --calibrate), --engine fixed on its artifact")
     return lines
 
 
