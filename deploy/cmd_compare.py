@@ -4,7 +4,7 @@ Per model (SiLIF-family chains and the spiking SSMs alike): parameters, buffers 
 §11, §15.3; SpikingSSM H·N + H per block) and dynamic memory, accuracy of the float model and of the
 fixed-point network, SOP per sample (binary presynaptic events × fan-out) and hidden sparsity of both,
 graded multiply-accumulates (``hw_models/stage_metrics.py``: the S4D rotation and input, the readout,
-the GLU, the encoder on dense input; for a chain, the synaptic ops of layers fed graded values),
+the GLU, the encoder on dense input; for a chain, the synaptic ops of its layers fed graded payloads),
 neuron updates, energy per inference under the chosen energy profile (from the fixed-point activity)
 and under every shipped profile, and fixed-versus-float fidelity. A checkpoint is quantized in memory
 with the hardware profile, its state scales calibrated on the same input (as ``export --calibrate``
@@ -139,7 +139,8 @@ def compare_row(path: str, data, hardware, energy_profile: str, model_type: str 
 
 def graded_macs(report: dict[str, Any]) -> float:
     """Graded multiply-accumulates per sample: a stage report's own count; for a chain of layers, the
-    synaptic ops of the layers fed graded values (0 when every presynaptic value is a count or a spike)."""
+    synaptic ops of the layers fed graded payloads (its input layer on counts or values: these are also
+    in its SOPs, the paper's convention)."""
     totals = report["totals"]
     if totals.get("graded_macs") is not None:
         return float(totals["graded_macs"])
@@ -229,9 +230,9 @@ def render_markdown(rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
         "H·N per S4D plus H per LIF soma); accuracy: on the input's labels, the float model and the bit-accurate "
         "fixed-point simulator; SOP: binary presynaptic events × fan-out per sample (input and readout synapses "
         "included; count input counts as events); graded MACs: multiply-accumulates on graded values per sample "
-        "(S4D rotation and input, readout, GLU, encoder on dense input; for the SiLIF chains only layers fed "
-        "non-count values); neuron updates: neuron-steps per sample; sparsity: fraction of silent steps per "
-        "spiking neuron; energy: fixed-point activity under the energy profile (dynamic: without static power); "
+        "(S4D rotation and input, readout, GLU, encoder on dense input; for the SiLIF chains the input layer's "
+        "synaptic ops on graded payloads, also inside their SOPs); neuron updates: neuron-steps per sample; "
+        "sparsity: fraction of silent steps per spiking neuron; energy: fixed-point activity under the energy profile (dynamic: without static power); "
         "agreements: fixed vs float (predictions; spikes per (step, neuron), mean over the spiking layers). "
         "`compare.png`: accuracy against energy per inference.",
     ])
@@ -259,7 +260,7 @@ def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: 
     from silif_deploy.converters.files import atomic_output
 
     profile = result["provenance"]["energy_profile"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
     for ax, key, title in zip(axes, ("energy_uj", "dynamic_energy_uj"), ("total", "dynamic (no static power)")):
         ax.set_title(f"accuracy vs {title} energy ({profile})")
         ax.set_xlabel("µJ per inference")
@@ -279,8 +280,13 @@ def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: 
         front = [usable[i] for i in pareto_front([(r[key], r["accuracy_fixed"]) for r in usable])]
         ax.plot([r[key] for r in front], [100 * r["accuracy_fixed"] for r in front], "k--", lw=0.8,
                 label="Pareto front (fixed point)")
-        ax.set_xscale("log")
-    axes[0].legend(fontsize=7, loc="lower right", title="filled: fixed point; hollow: float", title_fontsize=7)
+        energies = [r[key] for r in usable]
+        if max(energies) > 10 * min(energies):  # a log axis only where the energies span decades
+            ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.15)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7,
+               title="filled: fixed point; hollow: float", title_fontsize=7)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
