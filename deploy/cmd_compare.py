@@ -232,8 +232,8 @@ def render_markdown(rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
         "included; count input counts as events); graded MACs: multiply-accumulates on graded values per sample "
         "(S4D rotation and input, readout, GLU, encoder on dense input; for the SiLIF chains the input layer's "
         "synaptic ops on graded payloads, also inside their SOPs); neuron updates: neuron-steps per sample; "
-        "sparsity: fraction of silent steps per spiking neuron; energy: fixed-point activity under the energy profile (dynamic: without static power); "
-        "agreements: fixed vs float (predictions; spikes per (step, neuron), mean over the spiking layers). "
+        "sparsity: fraction of silent steps per spiking neuron; energy: fixed-point activity under the energy "
+        "profile (dynamic: without static power); agreements: fixed vs float (predictions; spikes per (step, neuron), mean over the spiking layers). "
         "`compare.png`: accuracy against energy per inference.",
     ])
 
