@@ -2,7 +2,7 @@
 # The exact commands that made examples/trained/ (times measured on 2 shared cores, 2026-12-01).
 #   synthetic spoken digits: data (about 1.5 min alone, 4.5 min shared), SiLIF / C-SiLIF 2x128 (about 2 min
 #   each), SpikingSSM / binary S4D at the same parameter count (H 72, N 16, 2 blocks: 38.0 k vs 38.7 k;
-#   about 14 / 9 min); load_digits as 64-step sequences: the four families at about 9 k parameters (2-7 min each);
+#   about 15 / 10 min); load_digits as 64-step sequences: the four families at about 9 k parameters (2-7 min each);
 #   then every model's fixed point under loihi2, calibrated on its training data, and the comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
