@@ -256,6 +256,7 @@ def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     from silif_deploy.converters.files import atomic_output
 
@@ -283,6 +284,9 @@ def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: 
         energies = [r[key] for r in usable]
         if max(energies) > 10 * min(energies):  # a log axis only where the energies span decades
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.margins(x=0.15, y=0.15)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7,
