@@ -9,7 +9,7 @@ import numpy as np
 from silif_deploy.converters.datasets import InputSource, open_input
 from silif_deploy.converters.input_checks import check_labels
 from silif_deploy.deploy import sharding
-from silif_deploy.deploy.engines import load_float_model, source_kind
+from silif_deploy.deploy.engines import is_spiking_ssm, load_float_model, source_kind
 from silif_deploy.deploy.batching import batches
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.network import FixedPointNetwork
@@ -22,8 +22,10 @@ def model_binning(model) -> tuple[int, float] | None:
     return (int(binning[0]), float(binning[1])) if binning else None
 
 
-def fixed_network(model_path: str | os.PathLike, model, profile: str | None) -> FixedPointNetwork:
-    """The artifact's network, or a checkpoint quantized in memory (weights-only ranges) under ``profile``."""
+def fixed_network(model_path: str | os.PathLike, model, profile: str | None,
+                  calibration: InputSource | None = None) -> FixedPointNetwork:
+    """The artifact's network, or a checkpoint quantized in memory under ``profile`` (weights-only
+    ranges; calibrated on ``calibration`` when given)."""
     if source_kind(model_path) == "artifact":
         from silif_deploy.converters.artifact import read_artifact
 
@@ -33,7 +35,7 @@ def fixed_network(model_path: str | os.PathLike, model, profile: str | None) -> 
     from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.hw_models.profile import load_profile
 
-    return quantize_model(model, load_profile(profile))
+    return quantize_model(model, load_profile(profile), calibration)
 
 
 def load_labelled(data_path: str | os.PathLike, model, binning: str | None) -> InputSource:
@@ -54,11 +56,16 @@ def fixed_and_float_predictions(
     (:func:`~silif_deploy.deploy.sharding.scheduler_address`), as shards of ``shard_size`` samples
     on that Dask cluster, whose workers read the data themselves."""
     model = load_float_model(model_path, model_type=model_type, for_fixed_point="verify --data")
+    # a SpikingSSM checkpoint's scales come from a float pass: over the data itself (an artifact keeps its own)
+    calibrate = is_spiking_ssm(model) and source_kind(model_path) != "artifact"
     if sharding.scheduler_address(scheduler) is not None:
+        if calibrate:
+            raise SilifDeployError(f"'{model_path}': a {model.config.family} checkpoint is calibrated on --data in this "
+                                   "process; drop --scheduler, or export it with --calibrate and verify the artifact")
         return _sharded_predictions(model, model_path, data_path, binning or model_binning(model), profile,
                                     model_type, scheduler, shard_size)
     data = load_labelled(data_path, model, binning)
-    network = fixed_network(model_path, model, profile)
+    network = fixed_network(model_path, model, profile, data if calibrate else None)
     float_pred, fixed_pred = [], []
     for xb, _ in batches(data, "float + fixed point"):
         float_pred.append(model.run(xb).prediction)

@@ -9,6 +9,7 @@ leaves no file behind.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,9 @@ def _export_loihi2(job: ExportJob, args: argparse.Namespace) -> list[Path]:
     from silif_deploy.deploy.pipeline import export_loihi2
     from silif_deploy.deploy.reporting import print_summary
 
+    if args.calibrate is None and is_spiking_ssm(job.model):
+        print(f"note: no --calibrate: the {job.model.config.family} network's scales assume event-count inputs and the "
+              "profile's default ranges; calibrate on representative input for a faithful fixed point", file=sys.stderr)
     result = export_loihi2(job.source, job.outdir, model_type=args.model_type, profile=args.profile,
                            calibrate=args.calibrate, model=job.model, check_nir=args.check_nir)
     print_summary(result.report)

@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from silif_deploy.converters.files import atomic_outputs, provenance, sha256_file
     from silif_deploy.deploy import sharding
-    from silif_deploy.deploy.engines import float_model_options, is_spiking_ssm, open_engine
+    from silif_deploy.deploy.engines import float_model_options, open_engine
     from silif_deploy.deploy.simulation_output import SimulationWriter, output_format, parse_record
     from silif_deploy.errors import SilifDeployError
 
@@ -62,9 +62,6 @@ def run(args: argparse.Namespace) -> int:
     engine = open_engine(args.model, args.engine, model_type=args.model_type, record_states="states" in record,
                          keep_spikes="spikes" in record or args.report is not None,
                          exact_for="--report" if args.report else None, **options)
-    if args.report and engine.float_model is not None and is_spiking_ssm(engine.float_model):
-        raise SilifDeployError(f"--report compares fixed point with float, and fixed point for the "
-                               f"{engine.float_model.config.family} family is not available yet: drop --report")
     with contextlib.ExitStack() as stack:
         if scheduler is None:
             source, report = _open_here(args, engine)
@@ -95,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             if report is not None:
                 report.write(tmps[1], source)
-    _print_summary(summary)
+    _print_summary(summary, engine.layer_names)
     return 0
 
 
@@ -124,9 +121,9 @@ def _run_here(source, engine, batch_size: int, report) -> Iterator[tuple]:
         yield result, labels
 
 
-def _print_summary(summary: dict) -> None:
-    for layer in summary["layers"]:
-        print(f"layer {layer['layer']}: {layer['neurons']} neurons, {layer['spikes_per_sample']:.1f} spikes/sample, "
+def _print_summary(summary: dict, names: list[str]) -> None:
+    for layer, name in zip(summary["layers"], names):
+        print(f"{name}: {layer['neurons']} neurons, {layer['spikes_per_sample']:.1f} spikes/sample, "
               f"sparsity {layer['sparsity']:.4f}")
     line = f"{summary['samples']} samples"
     if "accuracy" in summary:

@@ -15,7 +15,8 @@ EXIT_FAILED = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="fixed-point artifact (.loihi2.h5), or with --data a checkpoint too")
+    p.add_argument("model", help="fixed-point artifact (.loihi2.h5), or with --data a checkpoint too (quantized in "
+                                 "memory: weights-only ranges; a SpikingSSM / binary-S4D checkpoint is calibrated on --data)")
     p.add_argument("--golden", help="golden .npz written by `silif-deploy golden`")
     p.add_argument("--data", help="labelled test data: SHD/SSC-layout .h5 or .npz with labels")
     p.add_argument("--binning", default=None, help="for .h5 data: shd, ssc, ssc10 (default: the model's, else from the file name)")

@@ -65,7 +65,15 @@ def load_float_model(
         from silif_deploy.converters.families.spiking_ssm import require_fixed_point
 
         require_fixed_point(model.config, f"'{path}' for {for_fixed_point}")
+        if for_fixed_point in UNCALIBRATED_COMMANDS:
+            raise SilifDeployError(f"'{path}' for {for_fixed_point}: a {model.config.family} network's fixed-point scales "
+                                   f"come from a float pass over its input, which {for_fixed_point} does not make: export "
+                                   "it with --target loihi2 --calibrate INPUT under each --profile instead")
     return model
+
+
+UNCALIBRATED_COMMANDS = ("sweep",)
+"""Commands that quantize checkpoints weights-only (no calibration pass): SpikingSSM models need one."""
 
 
 def _load_float_model(path, model_type, init_state, neuron, prenorm):
@@ -135,13 +143,19 @@ def _refuse_spiking_ssm_fixed_point(path: str | os.PathLike, engine: str) -> Non
         require_fixed_point(config, f"'{path}' on engine '{engine}'")
 
 
+def _mean_linear() -> type:
+    from silif_deploy.hw_models.network import MeanLinear
+
+    return MeanLinear
+
+
 def recorded_sizes(network: FixedPointNetwork) -> list[int]:
     """The sizes of a fixed-point run's ``spikes`` entries: a chain's hidden layers; every neuron stage of
     a graph with a mean_linear decoder (SpikingSSM: each block's s4d states, which send states and never
     spike, then its soma), in run order."""
-    from silif_deploy.hw_models.network import MeanLinear, neuron_count
+    from silif_deploy.hw_models.network import neuron_count
 
-    if isinstance(network.stages[-1], MeanLinear):
+    if isinstance(network.stages[-1], _mean_linear()):
         return [int(neuron_count(st)) for st in network.neuron_stages]
     return [layer.size for layer in network.hidden]
 
@@ -162,6 +176,14 @@ class Engine:
     network: FixedPointNetwork | None = None
     float_model: object | None = None
     max_count: int | None = None
+
+    @property
+    def layer_names(self) -> list[str]:
+        """What each entry of a run's ``spikes`` is: a graph network's neuron stages by name and kind
+        (an s4d stage sends its states, never spikes), else ``layer <i>``."""
+        if self.network is None or not isinstance(self.network.stages[-1], _mean_linear()):
+            return [f"layer {i}" for i in range(len(self.hidden_sizes))]
+        return [f"stage {st.name} ({st.kind})" for st in self.network.neuron_stages]
 
 
 def open_engine(

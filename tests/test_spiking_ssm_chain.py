@@ -9,7 +9,8 @@ What each test proves:
 * the NIR round trip is exact (the model read back computes bit-identical outputs), stock ``nir.read``
   loads the file, and an edited body is refused: the body states the model, the payload is not
   merely copied back;
-* every refusal is one line, exit status 2, and writes nothing.
+* every refusal is one line, exit status 2, and writes nothing; fixed point (its values:
+  ``test_spiking_ssm_fixed.py``) is reached from the same CLI.
 """
 
 from __future__ import annotations
@@ -150,29 +151,27 @@ def test_cli_simulate_float_reproduces_the_goldens(tmp_path: Path, capsys, mode:
 def test_cli_inspect_a_spiking_ssm_checkpoint(capsys) -> None:
     assert main(["inspect", str(GOLDENS / "post_bn_s4d_seed7.lightning.pt")]) == 0
     out = capsys.readouterr().out
-    assert "SpikingSSM" in out and "post-norm" in out and "2 blocks of H = 16" in out and "not available yet" in out
+    assert "SpikingSSM" in out and "post-norm" in out and "2 blocks of H = 16" in out and "--target loihi2" in out
 
 
-def test_cli_fixed_point_refused_in_one_line(tmp_path: Path, capsys) -> None:
+def test_cli_fixed_point_works_and_its_refusals_are_one_line(tmp_path: Path, capsys) -> None:
+    """Fixed point works on these families now (tests/test_spiking_ssm_fixed.py checks its values): a
+    checkpoint on the fixed or Lava engine is told to export first, --target netx is refused, and
+    verify --data quantizes the checkpoint (calibrated on the data) in memory."""
     ckpt = str(GOLDENS / "pre_bn_s4d_seed7.lightning.pt")
-    for target in ("loihi2", "netx"):
-        outdir = tmp_path / target
-        one_line_refusal(capsys, ["export", ckpt, "--target", target, "-o", str(outdir)], "not available yet")
-        assert not outdir.exists()
+    outdir = tmp_path / "netx"
+    one_line_refusal(capsys, ["export", ckpt, "--target", "netx", "-o", str(outdir)], "no netx form", "--target loihi2")
+    assert not outdir.exists()
     x = input_file(tmp_path)
     for engine in ("fixed", "lava"):
         out = tmp_path / f"{engine}.npz"
         one_line_refusal(capsys, ["simulate", ckpt, "--engine", engine, "--input", str(x), "--out", str(out)],
-                         "not available yet", engine)
+                         "runs a fixed-point artifact", "--target loihi2")
         assert not out.exists()
-    for argv in (["verify", ckpt, "--data", str(x)], ["compare", ckpt, "--input", str(x)],
-                 ["sweep", ckpt, "--data", str(x), "--weight-bits", "8", "-o", str(tmp_path / "sweep")]):
-        one_line_refusal(capsys, argv, "not available yet", argv[0])
-    assert not (tmp_path / "sweep").exists()
-    report = tmp_path / "r.json"
-    one_line_refusal(capsys, ["simulate", ckpt, "--input", str(x), "--out", str(tmp_path / "o.npz"),
-                              "--report", str(report)], "not available yet")
-    assert not report.exists() and not (tmp_path / "o.npz").exists()
+    labelled = tmp_path / "labelled.npz"
+    np.savez(labelled, x=np.load(x), labels=golden("pre_bn_s4d", "bptt")["logits"].argmax(axis=1))
+    assert main(["verify", ckpt, "--data", str(labelled), "--max-accuracy-drop", "100"]) == 0
+    assert "OK: float accuracy 100.00 %" in capsys.readouterr().out  # the labels are the float predictions
 
 
 def test_cli_bidirectional_and_option_refusals(tmp_path: Path, capsys) -> None:
