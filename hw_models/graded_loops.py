@@ -109,22 +109,29 @@ def neuron_values(pre: Events, n_src: int, n: int, start: int, params, graded_ou
 
 @_cached
 @njit(nogil=True)
-def _glu_values(pre_index, pre_count, pre_value, h, params, table, out_index, out_count, out_value):
+def _glu_values(pre_index, pre_count, pre_value, h, params, table, out_index, out_count, out_value, overflow_events):
     n_batch, n_steps = out_count.shape
     v = np.zeros(2 * h, np.int64)
     z = np.zeros(h, np.int64)
     for b in range(n_batch):
+        events = 0
         for t in range(n_steps):
             v[:] = 0
             if t < pre_count.shape[1]:
                 for e in range(pre_count[b, t]):
                     v[pre_index[b, t, e]] = 1 if pre_value is None else pre_value[b, t, e]
             for i in range(h):
-                z[i], _ = glu_value(v, h, i, params, table)
+                z[i], ov = glu_value(v, h, i, params, table)
+                events += ov
             out_count[b, t] = _emit(z, out_index, out_value, b, t)
+        overflow_events[b] = events
 
 
-def glu_values(pre: Events, h: int, params, out: Events) -> Events:
-    """z_t = a_t·σ(g_t) over the 2h values of step t (:class:`.glu.GluParams`)."""
-    _glu_values(pre.index, pre.count, pre.value, h, params, SIGMOID_TABLE, out.index, out.count, out.value)
+def glu_values(pre: Events, h: int, params, out: Events, overflow_events: np.ndarray | None = None) -> Events:
+    """z_t = a_t·σ(g_t) over the 2h values of step t (:class:`.glu.GluParams`); ``overflow_events``
+    (batch,) int64, when given, receives each sample's count of products the overflow rule changed."""
+    if overflow_events is None:
+        overflow_events = np.zeros(out.count.shape[0], np.int64)
+    _glu_values(pre.index, pre.count, pre.value, h, params, SIGMOID_TABLE, out.index, out.count, out.value,
+                overflow_events)
     return out

@@ -153,6 +153,8 @@ class RunTally:
     spikes: list[int]
     overflow_events: list[int] | None
     correct: int | None
+    stage_overflow_events: list[int] | None = None
+    """A graph network's Add and GLU stages' overflow events (None: a chain, or not counted)."""
 
     def __add__(self, other: "RunTally") -> "RunTally":
         if other.steps != self.steps:
@@ -165,6 +167,7 @@ class RunTally:
             spikes=[a + b for a, b in zip(self.spikes, other.spikes)],
             overflow_events=_add_optional(self.overflow_events, other.overflow_events),
             correct=None if self.correct is None or other.correct is None else self.correct + other.correct,
+            stage_overflow_events=_add_optional(self.stage_overflow_events, other.stage_overflow_events),
         )
 
 
@@ -408,9 +411,7 @@ def quantization_section(quantization: Mapping[str, Any], stages: bool = False) 
     a graph network (``stages``): its ``stages`` entries, {stage name: diagnostics} or a list of
     diagnostics with their ``name``."""
     if stages:
-        entries = quantization.get("stages", {})
-        layers = [{"name": k, **v} for k, v in entries.items()] if isinstance(entries, Mapping) else \
-            [dict(v) for v in entries]
+        layers = graph_quantization_rows(quantization)
     else:
         hidden = list(quantization.get("layers", []))
         names = layer_names(len(hidden))
@@ -421,6 +422,26 @@ def quantization_section(quantization: Mapping[str, Any], stages: bool = False) 
         "layers": layers,
         "warnings": quantization_warnings(layers),
     }
+
+
+def graph_quantization_rows(quantization: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per-stage diagnostics rows of a graph network's quantization record: its ``stages`` ({stage
+    name: diagnostics}), or the SpikingSSM quantizer's ``encoder`` and per-block ``blocks`` records
+    (the S4D states with their degeneracies, the readout C, the skip D, the soma and the GLU mix)."""
+    if "stages" in quantization:
+        return [{"name": k, **v} for k, v in quantization["stages"].items()]
+    rows = [{"name": "enc", **quantization["encoder"]}] if "encoder" in quantization else []
+    for block in quantization.get("blocks", []):
+        b, soma = f"b{block['block']}", block.get("soma", "cuba")
+        rows.append({"name": f"{b}.s4d", "kind": "s4d", "neurons": block["h"] * block["modes"],
+                     **{k: block.get(k, 0) for k, _ in KINDS["s4d"].diagnostics},
+                     "biases_out_of_range": block.get("s4d_biases_out_of_range", 0)})
+        rows += [{"name": f"{b}.{stage}", **block[key]} for stage, key in (("C", "readout"), ("D", "skip")) if key in block]
+        rows.append({"name": f"{b}.{'lif' if soma == 'cuba' else soma}", "kind": soma, "neurons": block["h"],
+                     "biases_out_of_range": block.get("soma_biases_out_of_range", 0)})
+        if "mix" in block:
+            rows.append({"name": f"{b}.mix", **block["mix"]})
+    return rows
 
 
 def quantization_warnings(layers: list[Mapping[str, Any]]) -> list[str]:

@@ -130,10 +130,11 @@ def _accumulate(acc, index, value, count):
 
 @njit(cache=True, nogil=True)
 def _add_events(a_index, a_count, a_value, b_index, b_count, b_value, lag_a, lag_b, half, mode,
-                out_index, out_count, out_value):
+                out_index, out_count, out_value, overflow_events):
     n_batch, n_steps = out_count.shape
     acc = np.zeros(out_index.shape[2], np.int64)
     for b in range(n_batch):
+        events = 0
         for t in range(n_steps):
             ta, tb = t - lag_a, t - lag_b
             if 0 <= ta < a_count.shape[1]:
@@ -143,23 +144,28 @@ def _add_events(a_index, a_count, a_value, b_index, b_count, b_value, lag_a, lag
             k = 0
             for n in range(acc.shape[0]):
                 if half != 0:
-                    acc[n], _ = overflow(acc[n], mode, half)
+                    acc[n], ov = overflow(acc[n], mode, half)
+                    events += ov
                 if acc[n] != 0:
                     out_index[b, t, k] = n
                     out_value[b, t, k] = acc[n]
                     k += 1
                     acc[n] = 0
             out_count[b, t] = k
+        overflow_events[b] = events
 
 
 def add_events(a: Events, b: Events, out: Events, lag_a: int = 0, lag_b: int = 0, half: int = 0,
-               mode: int = 0) -> Events:
+               mode: int = 0, overflow_events: np.ndarray | None = None) -> Events:
     """The element-wise sum of two event lists (a spike counts 1) as graded events in ``out``
     (``out.value``'s type holds the largest sum), list a held back ``lag_a`` steps and b ``lag_b``;
     steps beyond a list's length (or before 0) are silent. ``half`` 0: exact; else the overflow
-    rule ``mode`` on a ``2·half``-wide value."""
+    rule ``mode`` on a ``2·half``-wide value; ``overflow_events`` (batch,) int64, when given,
+    receives each sample's count of sums the rule changed."""
+    if overflow_events is None:
+        overflow_events = np.zeros(out.count.shape[0], np.int64)
     _add_events(a.index, a.count, a.value, b.index, b.count, b.value, lag_a, lag_b, half, mode,
-                out.index, out.count, out.value)
+                out.index, out.count, out.value, overflow_events)
     return out
 
 

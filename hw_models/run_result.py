@@ -15,7 +15,8 @@ class RunResult:
     ``spikes[i]`` (batch, time, neurons, bool): hidden layer i; ``readout_u`` (batch, time,
     classes): the readout membrane (dequantized for fixed point); ``states``: optional state
     trajectories keyed ``<state>_<layer>`` (integers for fixed point); ``diagnostics``: per-sample
-    engine counters (fixed point: ``overflow_events`` (batch, layers), ``readout_spikes``).
+    engine counters (fixed point: ``overflow_events`` (batch, layers), ``readout_spikes``; a network with
+    Add or GLU stages also ``stage_overflow_events`` (batch, those stages in stage order)).
     """
 
     scores: np.ndarray

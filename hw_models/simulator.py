@@ -222,9 +222,11 @@ def _value_type(what: tuple) -> type | None:
 
 
 def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: list[Recording],
-         counts: list[np.ndarray], at: int, finish: Callable[[slice, dict], None] | None = None) -> None:
+         counts: list[np.ndarray], at: int, finish: Callable[[slice, dict], None] | None = None,
+         stage_overflow: dict[str, np.ndarray] | None = None) -> None:
     """Run every stage for T + delay steps on ``x``; sample b is row ``at + b`` of ``recordings`` and
-    of ``counts`` (each neuron stage's spike count per (sample, step)); then ``finish(rows,
+    of ``counts`` (each neuron stage's spike count per (sample, step)) and of ``stage_overflow``
+    (each Add and GLU stage's overflow events per sample, where given); then ``finish(rows,
     events)`` per chunk (``events``: each stage's event lists of the chunk).
 
     Chunks of ``CHUNK`` samples go through all stages in one thread; ``numba.get_num_threads()``
@@ -266,9 +268,11 @@ def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: lis
                 elif what[0] == "dense":
                     events[name] = dense_values(events[what[1]], what[2], what[3], what[4], out)
                 elif what[0] == "glu":
-                    events[name] = glu_values(events[what[1]], what[2], what[3], out)
+                    ov = None if stage_overflow is None else stage_overflow[name][at + b0 : at + b0 + n]
+                    events[name] = glu_values(events[what[1]], what[2], what[3], out, ov)
                 else:
-                    events[name] = add_events(events[what[1]], events[what[2]], out, *what[3:7])
+                    ov = None if stage_overflow is None else stage_overflow[name][at + b0 : at + b0 + n]
+                    events[name] = add_events(events[what[1]], events[what[2]], out, *what[3:7], ov)
             if finish is not None:
                 finish(slice(at + b0, at + b0 + n), events)
 
@@ -320,11 +324,12 @@ class _AlignedOutputs:
         else:
             self.decoder_size, self.decoder_start = plan.sizes[self.decoder.source], network.delay
         self.counts = [np.empty((n_batch, n_steps + network.delay), np.int32) for _ in plan.kinds]
+        self.stage_overflow = {name: np.zeros(n_batch, np.int64) for name, what in plan.steps if what[0] in ("add", "glu")}
         self.readout_u = np.empty((n_batch, n_steps, network.n_classes))
         self.scores = np.empty((n_batch, network.n_classes))
 
     def fill(self, plan: _Plan, x: np.ndarray, at: int) -> None:
-        _run(self.network, plan, x, self.recordings, self.counts, at, self._finish)
+        _run(self.network, plan, x, self.recordings, self.counts, at, self._finish, self.stage_overflow)
 
     def _finish(self, rows: slice, events: dict) -> None:
         """Dequantize and score a chunk in its thread, while its rows are in cache (each sample's
@@ -360,5 +365,8 @@ class _AlignedOutputs:
                 "overflow_events": np.stack([r.overflow_events for r in recordings], axis=1) if recordings else no_counts,
                 "readout_spikes": self.counts[-1].sum(axis=1) if self.decoder is None else np.zeros(len(self.scores), np.int64),
                 "spike_counts": np.stack([w.sum(axis=1) for w in window], axis=1) if window else no_counts,
+                # (batch, Add and GLU stages in stage order): only networks that have such stages
+                **({"stage_overflow_events": np.stack(list(self.stage_overflow.values()), axis=1)}
+                   if self.stage_overflow else {}),
             },
         )

@@ -24,9 +24,10 @@ Definitions (``spiking_ssm.md`` §11, extending ``metrics_energy.md`` §1 withou
 * **buffers** (paper A.3): real states a stage keeps: an ``s4d`` stage H·N (N/2 complex states × 2);
   a ``cuba`` soma H (its current is memoryless when du = 4095, so only v is state; 2·H otherwise);
   ``heaviside`` 0. **neuron_updates**: steps × neurons of every neuron stage (all engine steps).
-* **spikes**, **sparsity**: of the spiking neuron stages (the somas). **overflow_events**: a neuron
-  stage's states changed by their overflow rule; None for an Add or GLU stage, whose saturations the
-  simulator does not count (``overflow_counted`` False).
+* **spikes**, **sparsity**: of the spiking neuron stages (the somas). **overflow_events**: values an
+  overflow rule changed (wrapped or saturated), over all engine steps: a neuron stage's states, an
+  Add's sums, a GLU's products (the simulator's ``stage_overflow_events``; ``overflow_counted`` is
+  False and the count None where the engine does not report them).
 
 :func:`describe_graph` makes the description; the tallies are :class:`.metrics.RunTally` (additive),
 counted by :func:`tally_graph_run`.
@@ -70,6 +71,8 @@ class StageDescription:
     spike_index: int | None = None
     """Index in the tally's ``spikes`` of this stage's own spikes (spiking neuron stages)."""
     overflow_index: int | None = None
+    """Index in the tally's ``overflow_events`` (neuron stages) or, for an Add or GLU, its
+    ``stage_overflow_events``."""
     macs_per_step: int = 0
     adds_per_step: int = 0
     lookups_per_step: int = 0
@@ -102,7 +105,6 @@ class GraphDescription:
     extra_steps: int = 0
     encode_input: Callable[[np.ndarray], np.ndarray] | None = None
     parameters: int | None = None
-    overflow_counted: bool = True
 
 
 def _buffers(stage: Neurons, n: int) -> int:
@@ -122,6 +124,7 @@ def describe_graph(network: FixedPointNetwork, engine: str = "fixed", parameters
     size: dict[str, int] = {INPUT: network.n_inputs}
     readout = network.neuron_stages[-1].name if isinstance(network.stages[-1], SoftmaxSum) else None
     stages, spike_sources, spiking = [], [], []
+    graded_index = {s.name: i for i, s in enumerate(st for st in network.stages if isinstance(st, (Add, Glu)))}
     for stage in network.stages:
         name, src = stage.name, inputs_of(stage)[0]
         row: dict[str, Any] = {}
@@ -149,10 +152,11 @@ def describe_graph(network: FixedPointNetwork, engine: str = "fixed", parameters
                 spiking.append((name, neuron_index[name]))
         elif isinstance(stage, Add):
             out = size[src]
-            row = dict(stage="add", kind="add", adds_per_step=out, fixed_point={"bits": stage.bits, "lags": list(stage.lags)})
+            row = dict(stage="add", kind="add", adds_per_step=out, overflow_index=graded_index[name],
+                       fixed_point={"bits": stage.bits, "lags": list(stage.lags)})
         elif isinstance(stage, Glu):
             out = size[src] // 2
-            row = dict(stage="glu", kind="glu", macs_per_step=out, lookups_per_step=out)
+            row = dict(stage="glu", kind="glu", macs_per_step=out, lookups_per_step=out, overflow_index=graded_index[name])
         elif isinstance(stage, MeanLinear):
             out = int(stage.weights.shape[0])
             row = dict(stage="decoder", kind="mean_linear", adds_per_step=size[src], host_macs=int(stage.weights.size),
@@ -169,26 +173,28 @@ def describe_graph(network: FixedPointNetwork, engine: str = "fixed", parameters
                                           messages_per_step=network.n_inputs * readers[INPUT],
                                           message_bits=prof.input_message_bits))
     return GraphDescription(engine, network.model_type, network.n_inputs, stages, spike_sources, spiking,
-                            extra_steps=network.delay, encode_input=network.quantize_input, parameters=parameters,
-                            overflow_counted=not any(s.stage in ("add", "glu") for s in stages))
+                            extra_steps=network.delay, encode_input=network.quantize_input, parameters=parameters)
 
 
 def tally_graph_run(description: GraphDescription, x: np.ndarray, result: RunResult, labels: np.ndarray | None):
     """Count one batch of a graph network's run (:class:`.metrics.RunTally`): ``active`` is the input's
     per-channel non-zero counts, then each binary Dense's per-presynaptic-neuron spike counts; ``spikes``
-    each spiking stage's; ``overflow_events`` each neuron stage's (when the engine counts them)."""
+    each spiking stage's; ``overflow_events`` each neuron stage's and ``stage_overflow_events`` each Add
+    and GLU stage's (when the engine counts them)."""
     from silif_deploy.hw_models.metrics import RunTally
 
     sent = description.encode_input(x) if description.encode_input is not None else x
     active = [np.count_nonzero(sent, axis=(0, 1)).astype(np.int64)]
     active += [np.count_nonzero(result.spikes[i], axis=(0, 1)).astype(np.int64) for i in description.spike_sources]
-    events = (result.diagnostics or {}).get("overflow_events")
+    diag = result.diagnostics or {}
+    events, graded_events = diag.get("overflow_events"), diag.get("stage_overflow_events")
     return RunTally(
         samples=int(x.shape[0]), steps=int(x.shape[1]), input_nonzero=int(np.count_nonzero(x)),
         input_sum=float(np.abs(np.asarray(x, np.float64)).sum()), input_max=float(np.max(x, initial=0)),
         active=active, spikes=[int(np.count_nonzero(result.spikes[i])) for _, i in description.spiking],
         overflow_events=None if events is None else [int(v) for v in np.asarray(events).sum(axis=0)],
         correct=None if labels is None else int(np.count_nonzero(result.prediction == labels)),
+        stage_overflow_events=None if graded_events is None else [int(v) for v in np.asarray(graded_events).sum(axis=0)],
     )
 
 
@@ -216,9 +222,8 @@ def stage_metrics(description: GraphDescription, tally) -> list[dict[str, Any]]:
         if d.stage == "input":  # only its non-zero payloads are sent, to each reader
             messages = int(input_active.sum()) * (d.messages_per_step // d.size)
         spikes = tally.spikes[d.spike_index] if d.spike_index is not None else 0
-        overflow = None
-        if d.overflow_index is not None and tally.overflow_events is not None:
-            overflow = tally.overflow_events[d.overflow_index] / n
+        counted = tally.stage_overflow_events if d.stage in ("add", "glu") else tally.overflow_events
+        overflow = None if d.overflow_index is None or counted is None else counted[d.overflow_index] / n
         row: dict[str, Any] = {
             "name": d.name, "stage": d.stage, "kind": d.kind, "fan_in": d.fan_in,
             "neurons": d.neurons, "values": d.size, "states_per_neuron": d.buffers // d.neurons if d.neurons else 0,
@@ -235,7 +240,7 @@ def stage_metrics(description: GraphDescription, tally) -> list[dict[str, Any]]:
             "spikes": spikes / n,
             "sparsity": 1.0 - spikes / (n * steps * d.neurons) if d.spike_index is not None else None,
             "overflow_events": overflow,
-            "overflow_counted": d.stage not in ("add", "glu"),
+            "overflow_counted": d.overflow_index is None or counted is not None,
             "host": d.host,
         }
         row.update(d.fixed_point)
@@ -254,7 +259,7 @@ def stage_totals(description: GraphDescription, tally, rows: list[dict[str, Any]
     spiking = [r for r in rows if r["sparsity"] is not None]
     spiking_neurons = sum(r["neurons"] for r in spiking)
     spikes = sum(tally.spikes)
-    overflow = [r["overflow_events"] for r in rows if r["overflow_counted"] and r["stage"] == "neurons"]
+    overflow = [r["overflow_events"] for r in rows if r["overflow_counted"] and r["overflow_events"] is not None]
     totals = {key: sum(r[key] for r in rows) for key in SUMMED}
     return {
         "samples": n, "input_steps": tally.steps, "steps": tally.steps + description.extra_steps,
@@ -263,7 +268,7 @@ def stage_totals(description: GraphDescription, tally, rows: list[dict[str, Any]
         "spike_message_bits": totals["presynaptic_events"],
         "parameters": description.parameters,
         "sparsity": 1.0 - spikes / (n * tally.steps * spiking_neurons) if spiking_neurons else None,
-        "overflow_events": None if any(v is None for v in overflow) else sum(overflow),
+        "overflow_events": sum(overflow) if overflow else None,
         "overflow_not_counted": [r["name"] for r in rows if not r["overflow_counted"]],
         "accuracy": None if tally.correct is None else tally.correct / n,
     }
