@@ -144,6 +144,7 @@ def _refuse_spiking_ssm_fixed_point(path: str | os.PathLike, engine: str) -> Non
 
 
 def _mean_linear() -> type:
+    """The decoder stage type, imported lazily (the network module loads numba, which the float engine skips)."""
     from silif_deploy.hw_models.network import MeanLinear
 
     return MeanLinear
