@@ -50,7 +50,6 @@ def describe_spiking_ssm(config: Mapping[str, Any], state_dict: Mapping[str, Any
     the readout C′ is block-diagonal (each channel reads its own N states)."""
     h, n_state, d_in = int(config["d_model"]), int(config["d_state"]), int(config["d_input"])
     modes = h * n_state // 2
-    ones = np.ones  # non-zero patterns where the float weights are not plain matrices
 
     def graded(name: str, size: int, readers: int, **kw: Any) -> StageDescription:
         return StageDescription(name=name, size=size, messages_per_step=size * readers, message_bits=FLOAT_BITS, **kw)
@@ -63,7 +62,7 @@ def describe_spiking_ssm(config: Mapping[str, Any], state_dict: Mapping[str, Any
         b, key = f"b{i}", f"backbone.s4_layers.{i}"
         neuron = str(config.get("neuron", "lif"))
         mix = np.asarray(state_dict[f"{key}.output_linear.0.weight"])[..., 0]
-        c = np.kron(np.eye(h), ones((1, n_state)))
+        c = np.kron(np.eye(h), np.ones((1, n_state)))  # the readout's non-zero pattern: channel h reads its N states
         stages += [
             graded(f"{b}.s4d", 2 * modes, 1, stage="neurons", kind="s4d", neurons=modes, buffers=2 * modes,
                    state_bits=FLOAT_BITS, macs_per_step=S4D_MULTIPLIES_PER_STATE * modes),

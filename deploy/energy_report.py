@@ -136,6 +136,8 @@ def write_energy_plot(report: Mapping[str, Any], path: str | os.PathLike) -> Non
                           + [energy["by_cause_uj"]["static"] if cause == "static" else 0.0])
         ax.bar(names, values, bottom=bottom, label=CAUSE_LABELS[cause], color=f"C{i}")
         bottom += values
+    if len(names) > 8:  # a graph network's stages
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
     ax.set_ylabel("µJ per inference")
     ax.set_title(f"energy by layer and cause (profile {energy['profile']['name']}; total {energy['total_uj']:,.1f} µJ)")
     ax.legend()

@@ -287,6 +287,7 @@ def compartment_shapes(network: FixedPointNetwork) -> list:
     from silif_deploy.hw_models.core_mapping import LayerShape  # core_mapping reads the metrics
 
     by_name = {s.name: s for s in network.stages}
+    values = {d.name: d.size for d in describe_graph(network).stages}
     shapes = []
     for stage in network.stages:
         if not isinstance(stage, COMPARTMENT_STAGES):
@@ -298,25 +299,9 @@ def compartment_shapes(network: FixedPointNetwork) -> list:
         if isinstance(stage, Neurons):
             n = neuron_count(stage)
             words = _buffers(stage, n) // n + sum(1 for v in stage.params if isinstance(v, np.ndarray))
-        size = neuron_count(stage) if isinstance(stage, Neurons) else \
-            (len(stage.params.bias_a) if isinstance(stage, Glu) else _values(network, stage.sources[0]))
+        size = neuron_count(stage) if isinstance(stage, Neurons) else values[stage.name]
         shapes.append(LayerShape(stage.name, size, fan_in, bits, words * network.profile.state_bits + 1))
     return shapes
-
-
-def _values(network: FixedPointNetwork, name: str) -> int:
-    """How many values stage ``name`` sends."""
-    if name == INPUT:
-        return network.n_inputs
-    stage = network.stage(name)
-    if isinstance(stage, Dense):
-        return stage.synapse.fan_out
-    if isinstance(stage, Neurons):
-        kind = KINDS[stage.kind]
-        return neuron_count(stage) * (len(kind.states) if kind.output == STATES else 1)
-    if isinstance(stage, Glu):
-        return len(stage.params.bias_a)
-    return _values(network, inputs_of(stage)[0])
 
 
 def cores_per_row(network: FixedPointNetwork, rows: list[dict[str, Any]], placed: dict[str, int]) -> list[int]:

@@ -15,7 +15,7 @@ and the LIF's one state; the JSON, Markdown and PNG list every stage; chains kee
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 
 import numpy as np
 import pytest
@@ -26,16 +26,20 @@ from silif_deploy.converters.datasets import InputSource
 from silif_deploy.deploy import energy_report, reporting
 from silif_deploy.deploy.report_builder import build_report
 from silif_deploy.hw_models import metrics
-from silif_deploy.hw_models.energy import estimate_energy
-from silif_deploy.hw_models.energy_profile import ENERGY_PROFILE_DIR, available_energy_profiles, load_energy_profile
 from silif_deploy.hw_models.dense import DenseSynapse
+from silif_deploy.hw_models.energy_profile import ENERGY_PROFILE_DIR, available_energy_profiles, load_energy_profile
 from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.glu import GluParams
 from silif_deploy.hw_models.network import INPUT, Add, Dense, FixedPointNetwork, Glu, MeanLinear, Neurons
-from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.neuron_s4d import HeavisideParams
+from silif_deploy.hw_models.profile import load_profile
 from silif_deploy.hw_models.run_result import RunResult
 from silif_deploy.hw_models.simulator import simulate
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the Lava environment (Python 3.10) collects this module too
+    import tomli as tomllib
 
 H, MODES, BLOCKS, CLASSES, B, T = 6, 4, 2, 3, 3, 40
 
