@@ -7,6 +7,7 @@
 * The optimizer is the authors' split, checked against the parameter names as S4's
   ``configure_optimizers`` groups them (spec §6, §12): everything at (lr, weight decay) except the SSM
   kernel's dt and A (and, for SSMKernelDiag, B and C) at lr 0.001, weight decay 0 (C keeps the decay).
+* An SHD-layout ``.h5`` trains an SSM as it trains SiLIF (binned, 140 channels, the file's class names).
 * ``make-data --kind sklearn-digits``: the stated shapes, split sizes, stratification, raster order
   (each written row is one of scikit-learn's images read row by row), and a file ``open_input`` reads.
 """
@@ -25,6 +26,7 @@ from silif_deploy import load_model  # noqa: E402
 from silif_deploy.converters.datasets import open_input  # noqa: E402
 from silif_deploy.deploy.cli import main  # noqa: E402
 from silif_deploy.deploy.training import TrainConfig, TrainingData, ssm_recipe, train  # noqa: E402
+from test_train import write_shd_layout  # noqa: E402
 
 L, N_SAMPLES = 16, 96
 
@@ -74,6 +76,17 @@ def test_the_cli_trains_with_the_sdn_and_refuses_it_for_binary_s4d(tmp_path: Pat
     assert not (tmp_path / "b.pt").exists()
     code = main(["train", *common, "--model-type", "spiking_ssm", "--d-state", "5", "-o", str(tmp_path / "c.pt")])
     assert code == 2 and "even" in capsys.readouterr().err
+
+
+def test_an_ssm_trains_on_an_shd_layout_file(tmp_path: Path) -> None:
+    write_shd_layout(tmp_path / "tiny_shd_train.h5", n=32)
+    assert main(["train", "--data", str(tmp_path / "tiny_shd_train.h5"), "--model-type", "binary_s4d", "--d-model", "8",
+                 "--d-state", "4", "--blocks", "1", "--epochs", "1", "--nb-steps", "20", "--max-time", "0.2",
+                 "--threads", "1", "-o", str(tmp_path / "m.pt")]) == 0
+    model = load_model(tmp_path / "m.pt")
+    assert model.config.d_input == 140 and model.config.n_classes == 2  # 700 units binned by 5; the file's keys
+    training = torch.load(tmp_path / "m.pt", map_location="cpu", weights_only=True)["extra"]["training"]
+    assert (training["nb_steps"], training["max_time"], training["class_names"]) == (20, 0.2, ["low-early", "high-late"])
 
 
 @pytest.mark.parametrize("trainable_b", [False, True])
