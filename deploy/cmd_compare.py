@@ -101,12 +101,8 @@ def compare_row(path: str, data, hardware, energy_profile: str, model_type: str 
     metrics, energy under ``energy_profile`` and every shipped profile, and fidelity (a checkpoint's
     calibration is one float pass before)."""
     from silif_deploy.deploy.report_builder import build_report
-    from silif_deploy.errors import SilifDeployError
 
-    channels = data.shape[-1]
     model, network = _float_and_fixed(path, data, hardware, model_type)
-    if channels != network.n_inputs:
-        raise SilifDeployError(f"input has {channels} channels, '{path}' expects {network.n_inputs}")
     built = build_report(network, data, model_source=path, float_model=model, energy_profile=energy_profile,
                          float_counts=True, desc=f"{Path(path).name}: float + fixed point")
     float_report, fixed_report = built.float_report, built.report
@@ -172,14 +168,21 @@ def _float_and_fixed(path: str, x, hardware, model_type: str | None):
     from silif_deploy.deploy.pipeline import quantize_model
     from silif_deploy.errors import SilifDeployError
 
+    def check_channels(expected: int) -> None:  # before the calibration pass reads the input
+        if x.shape[-1] != expected:
+            raise SilifDeployError(f"input has {x.shape[-1]} channels, '{path}' expects {expected}")
+
     if source_kind(path) == "artifact":
-        return float_model_from_artifact(path), read_artifact(path)
+        network = read_artifact(path)
+        check_channels(network.n_inputs)
+        return float_model_from_artifact(path), network
     try:
         model = load_float_model(path, for_fixed_point="compare")
     except SilifDeployError:
         if model_type is None:
             raise
         model = load_float_model(path, model_type=model_type, for_fixed_point="compare")
+    check_channels(model.config.n_inputs)
     return model, quantize_model(model, hardware, x)
 
 

@@ -5,7 +5,8 @@ expectations computed apart from the report code: the float accuracy from the mo
 the parameter counts from the models, the SSM buffers from spec §11 (H·N per S4D plus H per LIF
 soma, 0 for binary S4D's Heaviside), graded MACs present for the SSMs (dense every step) and, for
 the SiLIF chain, its input synapses' work on the counts (hand count), one energy figure per shipped profile with the chosen one equal
-to the headline column, the three files written together, and the Pareto front by hand.
+to the headline column, the three files written together, the Pareto front by hand; an input of the
+wrong width is refused in one line before the calibration pass.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ def test_compare_figures_against_independent_counts(compared) -> None:
     assert rows["spiking_ssm"]["graded_macs_fixed"] > 0 and rows["binary_s4d"]["graded_macs_fixed"] > 0
     # the chain's input layer takes the counts as graded payloads: non-zero input values × fan-out (6)
     assert rows["silif"]["graded_macs_fixed"] == np.count_nonzero(x) * 6 / SAMPLES
+
+
+def test_an_input_of_other_channels_is_one_line_before_any_pass(compared, capsys) -> None:
+    out, _, _, _ = compared
+    np.save(out.parent / "wide.npy", np.zeros((2, T, D_IN + 1), np.uint8))
+    capsys.readouterr()
+    code = main(["compare", str(out.parent / "spiking_ssm.pt"), "--input", str(out.parent / "wide.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"expects {D_IN}" in err
 
 
 def test_pareto_front_by_hand() -> None:
