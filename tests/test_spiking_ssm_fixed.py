@@ -206,24 +206,13 @@ def test_artifact_round_trip_keeps_network_and_float_model(tmp_path):
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def export_or_xfail(argv: list[str]) -> None:
-    """``export --target loihi2``; its report step on a graph network is helper R's (metrics / report
-    builder): until that lands, the one known failure is marked, not hidden."""
-    try:
-        assert main(argv) == 0
-    except ValueError as err:
-        if "different numbers of hidden layers" in str(err):
-            pytest.xfail("the report of a SpikingSSM network (report_builder / metrics: branch i13-report)")
-        raise
-
-
 def test_cli_export_loihi2_calibrated(tmp_path, digits):
     x_train = digits[0]
     cal = tmp_path / "cal.npy"
     np.save(cal, x_train[:256])
     out = tmp_path / "exp"
-    export_or_xfail(["export", str(FIXTURES / "spiking_ssm_digits.pt"), "--target", "loihi2", "--calibrate", str(cal),
-                     "--check-nir", "-o", str(out)])
+    assert main(["export", str(FIXTURES / "spiking_ssm_digits.pt"), "--target", "loihi2", "--calibrate", str(cal),
+                 "--check-nir", "-o", str(out)]) == 0
     assert {p.name for p in out.iterdir()} >= {"spiking_ssm_digits.nir", "spiking_ssm_digits.loihi2.h5", "report.json"}
     network = read_artifact(out / "spiking_ssm_digits.loihi2.h5")
     assert network.quantization["calibrated"] and network.provenance["calibration_sha256"]
