@@ -28,7 +28,9 @@ import silif_deploy  # noqa: E402
 from conftest import REFERENCE  # noqa: E402
 from silif_deploy import SilifDeployError  # noqa: E402
 from silif_deploy.converters.checkpoint import save_checkpoint  # noqa: E402
-from silif_deploy.converters.families.spiking_ssm import SpikingSSMNet, build_model, infer_config, read_state  # noqa: E402
+from silif_deploy.converters.families.spiking_ssm import (  # noqa: E402
+    SpikingSSMNet, build_model, infer_config, load_spiking_ssm, read_state,
+)
 from silif_deploy.converters.nir_import import model_from_nir_file  # noqa: E402
 from silif_deploy.converters.nir_export import to_nir, write_nir  # noqa: E402
 from silif_deploy.deploy.cli import main  # noqa: E402
@@ -92,6 +94,7 @@ def test_our_checkpoint_records_prenorm_and_neuron(tmp_path: Path, config: str, 
     save_checkpoint(model, tmp_path / "ours.pt")
     back = silif_deploy.load_model(tmp_path / "ours.pt")  # neither prenorm nor the neuron given: recorded
     assert back.config == model.config
+    assert load_spiking_ssm(tmp_path / "ours.pt").config == model.config  # the family's own loader reads it too
     assert back.state_dict().keys() == model.state_dict().keys()
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
     x = golden(config, mode)["input"]

@@ -775,9 +775,9 @@ _TRAINING_FIELDS = ("norm", "dropout", "dt_min", "dt_max", "ssm_lr")
 """Config fields our checkpoints record that the tensors' keys and shapes do not determine."""
 
 
-def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(flat state_dict, hyper-parameters) from a ``.pt`` file, loaded through the checkpoint module's
-    one ``weights_only=True`` loader."""
+def read_checkpoint(path: str | os.PathLike) -> SpikingSSMCheckpoint:
+    """The detected checkpoint in a ``.pt`` file (the authors' flat or Lightning layout, or ours with
+    its recorded config), loaded through the checkpoint module's one ``weights_only=True`` loader."""
     from silif_deploy.converters.checkpoint import load_weights
 
     p, obj = load_weights(path)
@@ -787,19 +787,26 @@ def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] 
         raise SilifDeployError(f"'{p}' {err}") from None
     if found is None:
         raise SilifDeployError(f"'{p}' has no 'backbone.s4_layers.<i>.kernel' keys: not a SpikingSSM checkpoint")
+    return found
+
+
+def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(flat state_dict, hyper-parameters) of :func:`read_checkpoint`."""
+    found = read_checkpoint(path)
     return found.state, found.hyper
 
 
 def load_spiking_ssm(
-    path: str | os.PathLike, neuron: Neuron = "lif", prenorm: bool | None = None, target: str | None = None
+    path: str | os.PathLike, neuron: Neuron | None = None, prenorm: bool | None = None, target: str | None = None
 ) -> SpikingSSMNet:
-    """Load the authors' SpikingSSM checkpoint (flat or Lightning layout) as an eval-mode float model.
+    """Load a SpikingSSM / binary-S4D checkpoint (the authors' flat or Lightning layout, or ours) as an
+    eval-mode float model.
 
-    ``neuron``: ``lif`` (exact LIF, default) or ``sdn`` (the checkpoint's SDN copies). ``target``: a
-    hardware target (e.g. ``"loihi2"``) refuses bidirectional models, which look ahead in time.
+    ``neuron``: ``lif`` (exact LIF) or ``sdn`` (the checkpoint's SDN copies); None: the one our
+    checkpoints record, else ``lif``. ``target``: a hardware target (e.g. ``"loihi2"``) refuses
+    bidirectional models, which look ahead in time.
     """
-    state, hyper = read_state(path)
-    return model_from_checkpoint(SpikingSSMCheckpoint(state, hyper, None), f"'{path}'", neuron, prenorm, target)
+    return model_from_checkpoint(read_checkpoint(path), f"'{path}'", neuron, prenorm, target)
 
 
 def require_fixed_point(config: SpikingSSMConfig, what: str) -> None:
