@@ -18,7 +18,9 @@ Per hidden layer (F = the profile's coefficient bits, S = the state scale, a pow
   family turns them into its integer record, with its diagnostics (``quantize`` of its
   :class:`~silif_deploy.converters.families.family.FloatFamily`); the per-row stretches are
   :func:`silif_deploy.converters.families.resonate.row_scales`.
-* **Bias** (folded BatchNorm offset, times r) rounds to Loihi's mantissa·2^exponent format.
+* **Bias** (folded BatchNorm offset, times r) rounds to Loihi's mantissa·2^exponent format; the
+  state scale halves until every bias fits that format (a clipped bias would change what the
+  neuron computes; a smaller scale costs only resolution).
 
 The readout becomes Loihi's CUBA LIF: du = 4095 (memoryless current), dv = 4096 − round(α·4096),
 gain 1 − α folded into each weight row and the bias, threshold at its maximum; its state scale
@@ -39,7 +41,7 @@ from silif_deploy.converters.datasets import InputStats
 from silif_deploy.converters.families import family, readout
 from silif_deploy.converters.families.family import QuantizedInput
 from silif_deploy.converters.float_params import FloatLayer, FloatNetwork
-from silif_deploy.converters.quantize_rules import quantize_bias, quantize_weights, state_scale
+from silif_deploy.converters.quantize_rules import bias_max, quantize_bias, quantize_weights, state_scale
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
@@ -55,8 +57,13 @@ def _hidden_layer(layer: FloatLayer, profile: HardwareProfile, state_range: floa
     else:
         gain_norm, weight_peak = 1.0, float(np.abs(layer.weight).max(initial=0.0))
     scale = state_scale(profile, state_range, weight_peak, input_frac)
-    unit = scale / 2.0 ** (profile.input_shift + input_frac)
-    row_scale = kind.row_scales(layer, profile, gain_norm, scale, unit) if stretched else np.ones(layer.size)
+    while True:
+        unit = scale / 2.0 ** (profile.input_shift + input_frac)
+        row_scale = kind.row_scales(layer, profile, gain_norm, scale, unit) if stretched else np.ones(layer.size)
+        # a clipped bias changes what the neuron computes; a halved scale only costs a bit of resolution
+        if scale <= 1 << profile.threshold_exponent or np.abs(row_scale * layer.bias * scale).max(initial=0.0) <= bias_max(profile):
+            break
+        scale >>= 1
     target = row_scale[:, None] * layer.weight * unit
     w_int, w_exp, diag = quantize_weights(target, profile)
     mant, exp, bias, bias_out = quantize_bias(row_scale * layer.bias * scale, profile)

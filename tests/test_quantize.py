@@ -86,6 +86,23 @@ def test_state_scale_yields_to_weights_that_would_leave_the_format(kind, profile
         assert layer.scale < profile.state_max / (0.5 * profile.calibration_headroom) / 2
 
 
+@pytest.mark.parametrize("kind", ["silif", "csilif"])
+def test_state_scale_halves_until_every_bias_fits(kind):
+    """A small calibrated range gives a fine scale; biases of 4 thresholds would then exceed loihi2's
+    bias format (mantissa 4095·2^7 = 524,160): the scale halves instead, and stops at the first fit."""
+    profile = load_profile("loihi2")
+    net = _uneven_rows(kind)
+    for layer in net.hidden:
+        layer.bias = np.full(layer.size, 4.0)
+    fixed = quantize(net, profile, state_ranges=[0.5, 0.5], readout_range=0.5)
+    for d, layer in zip(fixed.quantization["layers"], fixed.hidden):
+        assert d["biases_out_of_range"] == 0
+        biases = np.abs(layer.params.bias)
+        assert 524_160 / 2 < biases.max() <= 524_160, "the largest bias fills the format: halved no further than needed"
+        if kind == "silif":  # no row stretch: the bias is 4 thresholds, to the format's rounding
+            np.testing.assert_allclose(biases / layer.scale, 4.0, rtol=2**-12)
+
+
 @pytest.mark.parametrize("profile_name", ["loihi2", "loihi2-wide"])
 def test_readout_states_stay_below_its_threshold(profile_name):
     """The readout CUBA LIF spikes and resets v to 0 above vth << 6 (2^23 at most), below a wide
