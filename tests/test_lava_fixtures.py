@@ -60,31 +60,47 @@ def test_write_synth_netx(model: str, tmp_path) -> None:
     assert network.readout.synapse.weight_exp == 0 and np.all(network.readout.synapse.weights % 2 == 0)
 
 
-SSM_CHECKPOINTS = {"spiking_ssm_digits": "tests/fixtures/spiking_ssm_digits.pt",
-                   "binary_s4d_digits": "tests/fixtures/binary_s4d_digits.pt"}
-"""SpikingSSM / binary-S4D checkpoints whose loihi2 artifacts ``tests/test_lava_ssm.py`` runs on Lava
-(add the shipped models here); a missing one is skipped."""
+def _load_digits_scaled() -> np.ndarray:
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+
+    return (load_digits().images.reshape(-1, 64, 1) / 16.0).astype(np.float32)
+
+
+def _shipped_test_split(name: str):
+    return lambda: np.load(Path(__file__).parents[1] / "examples" / "trained" / f"{name}_test.npz")["x"]
+
+
+SSM_CHECKPOINTS = {
+    "spiking_ssm_digits": ("tests/fixtures/spiking_ssm_digits.pt", _load_digits_scaled),
+    "binary_s4d_digits": ("tests/fixtures/binary_s4d_digits.pt", _load_digits_scaled),
+    "synth_spiking_ssm": ("examples/trained/synth_digits_spiking_ssm_2x72n16.pt", _shipped_test_split("synth_digits")),
+    "synth_binary_s4d": ("examples/trained/synth_digits_binary_s4d_2x72n16.pt", _shipped_test_split("synth_digits")),
+    "seq_spiking_ssm": ("examples/trained/seq_digits_spiking_ssm_2x32n32.pt", _shipped_test_split("seq_digits")),
+    "seq_binary_s4d": ("examples/trained/seq_digits_binary_s4d_2x32n32.pt", _shipped_test_split("seq_digits")),
+}
+"""SpikingSSM / binary-S4D checkpoints (the test fixtures and the shipped models) whose loihi2
+artifacts ``tests/test_lava_ssm.py`` runs on Lava, each with the data it reads; a missing one is skipped."""
 
 
 @pytest.mark.parametrize("name", sorted(SSM_CHECKPOINTS))
 def test_write_ssm_artifact(name: str) -> None:
-    """``tests/.artifacts/ssm_<name>.loihi2.h5`` (quantized with the default profile, calibrated on 64
-    load_digits sequences), with one other sequence as ``ssm_<name>.input.npy`` and the simulator's
-    output on them as ``ssm_<name>.fixed.npz`` (``test_lava_ssm.store_simulation``)."""
-    pytest.importorskip("sklearn")
-    checkpoint = Path(__file__).parents[1] / SSM_CHECKPOINTS[name]
+    """``tests/.artifacts/ssm_<name>.loihi2.h5`` (quantized with the default profile, calibrated on the
+    first 64 sequences of its data), with one later sequence as ``ssm_<name>.input.npy`` and the
+    simulator's output on it as ``ssm_<name>.fixed.npz`` (``test_lava_ssm.store_simulation``)."""
+    relative, data = SSM_CHECKPOINTS[name]
+    checkpoint = Path(__file__).parents[1] / relative
     if not checkpoint.is_file():
         pytest.skip(f"{checkpoint} is not in this checkout")
-    from sklearn.datasets import load_digits
-
     from silif_deploy.deploy.engines import load_float_model
     from silif_deploy.deploy.pipeline import quantize_model
     from test_lava_ssm import store_simulation
 
     ARTIFACTS.mkdir(exist_ok=True)
-    x = (load_digits().images.reshape(-1, 64, 1) / 16.0).astype(np.float32)
+    x = data()
     network = quantize_model(load_float_model(checkpoint, for_fixed_point="export"), load_profile(), x[:64])
     path = ARTIFACTS / f"ssm_{name}.loihi2.h5"
     write_artifact(network, path)
-    store_simulation(path, x[1000:1001])  # one sample: Lava compiles its process graph per sample (≈10 s here)
-    assert simulate(read_artifact(path), x[1000:1001]).scores.shape == (1, network.n_classes)
+    sample = x[len(x) - 1 :]  # one sample: Lava compiles its process graph per sample (≈10 s here)
+    store_simulation(path, sample)
+    assert simulate(read_artifact(path), sample).scores.shape == (1, network.n_classes)
