@@ -45,7 +45,7 @@ def quantize_weights(target: np.ndarray, profile: HardwareProfile) -> tuple[np.n
     w_int = clipped.astype(np.int32)
     diag = {
         "weight_exp": exp,
-        "weights": int(target.size),
+        "weights": int(np.count_nonzero(target)),  # the non-zero float weights (a block-sparse readout has many zeros)
         "weights_clipped": int(np.count_nonzero(rounded != clipped)),
         "weights_zeroed": int(np.count_nonzero((w_int == 0) & (target != 0))),
         "weights_nonzero": int(np.count_nonzero(w_int)),

@@ -44,9 +44,10 @@ class S4dParams(NamedTuple):
 DIAGNOSTICS = (
     ("lambda_zero", "λ rounded to 0 (memoryless)"),
     ("lambda_unit_or_more", "|λ| rounded to ≥ 1 (an integrator: no decay)"),
-    ("gain_zeroed", "input gain rounded to 0 (deaf)"),
+    ("gain_zeroed", "input gain below ½ LSB, held at 1 (the state runs above its calibrated scale)"),
 )
-"""The quantizer's counts of states whose dynamics rounding changed in kind, with the warning each implies."""
+"""The quantizer's counts of states whose dynamics rounding changed in kind, with the warning each implies
+(a gain is never rounded to 0: a deaf state would silence its mode, a gain of 1 keeps it, larger)."""
 
 
 @njit(inline="always", cache=True)
