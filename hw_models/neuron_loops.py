@@ -344,7 +344,8 @@ class PreparedLayer(NamedTuple):
         payload = max_payload if syn.graded else 1
         acc_type = np.int32 if syn.fan_in * max_w * payload < _INT32_LIMIT else np.int64
         p = layer.params
-        narrow_states = KINDS[layer.kind].bounded and p.half <= (1 << 30)
+        # the kernels hold a state minus the threshold in the states' type too (fixed_point.as_state)
+        narrow_states = KINDS[layer.kind].bounded and p.half <= (1 << 30) and abs(getattr(p, "threshold", 0)) < p.half
         params = type(p)(*(_narrow(v) if isinstance(v, np.ndarray) else v for v in p))
         narrow_rows = (_INT16_LIMIT - 1) // max(max_w, 1) if w_type == np.int16 and not syn.graded else 0
         return cls(layer, np.ascontiguousarray(syn.weights.T, dtype=w_type), np.zeros(1, acc_type), narrow_rows,
