@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 WRAP = 0
 SATURATE = 1
@@ -64,3 +65,20 @@ def overflow(x: int, mode: int, half: int) -> tuple[int, int]:
     keep_wrap = -np.int64(mode == WRAP)  # all ones to keep the wrapped value, else zero
     y = (wrap(x, half) & keep_wrap) | (saturate(x, half - 1) & ~keep_wrap)
     return y, 1 if y != x else 0
+
+
+def as_state(value: int, x: np.ndarray) -> int:
+    """``value`` in the element type of the state array ``x`` (compiled code only).
+
+    For a value known to lie within twice a state's range (a state minus the threshold): the
+    simulator holds bounded states in int32 only where twice their range fits (see
+    :mod:`.neuron_loops`), so the cast is exact there and the identity elsewhere. A product of two
+    values held in int32 is one native multiply where a full int64 product is emulated with three.
+    """
+    raise TypeError("as_state is only callable from numba-compiled code")
+
+
+@overload(as_state, inline="always")
+def _as_state(value, x):
+    held = x.dtype
+    return lambda value, x: held(value)

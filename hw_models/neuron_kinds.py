@@ -43,7 +43,9 @@ class NeuronKind:
     ``overflow_rules``, (field, the profile's rule it must be: "membrane", "adaptation" or "current");
     ``fixed``, (field, the value the kind fixes, why). ``output``: what the layer sends,
     :data:`SPIKES` (0/1 per neuron) or :data:`STATES` (its k states as k·N graded values, state j
-    of neuron n being value j·N + n; the kernel's spike is then 0).
+    of neuron n being value j·N + n; the kernel's spike is then 0). ``bounded``: every state the
+    kernel writes has passed an overflow rule of the record's ``half`` (it lies within ±half), so
+    the simulator may hold the states in int32 where half ≤ 2^30.
     """
 
     name: str
@@ -57,6 +59,7 @@ class NeuronKind:
     overflow_rules: tuple[tuple[str, str], ...] = ()
     fixed: tuple[tuple[str, int, str], ...] = ()
     output: str = SPIKES
+    bounded: bool = False
 
 
 KINDS: dict[str, NeuronKind] = {}
@@ -74,27 +77,29 @@ def register(kind: NeuronKind) -> NeuronKind:
 
 def _adaptive(name: str, buffers: int) -> NeuronKind:
     return NeuronKind(name, AdaptiveParams, adaptive_neuron, ("u", "w"), buffers, neuron_adaptive.DIAGNOSTICS,
-                      ("alpha", "gain", "beta", "a"), ("b_spike",), (("u_mode", "membrane"), ("w_mode", "adaptation")))
+                      ("alpha", "gain", "beta", "a"), ("b_spike",), (("u_mode", "membrane"), ("w_mode", "adaptation")),
+                      bounded=True)
 
 
 def _resonate(name: str, reset_first: int) -> NeuronKind:
     return NeuronKind(name, ResonateParams, resonate_neuron, ("p", "q"), 2, neuron_resonate.DIAGNOSTICS,
                       ("lam_re", "lam_im", "gain"), (), (("mode", "membrane"),),
-                      (("reset_first", reset_first, f"{name}'s reset order"),))
+                      (("reset_first", reset_first, f"{name}'s reset order"),), bounded=True)
 
 
 READOUT_KIND = "cuba"
 """The readout's kind: Loihi's CUBA LIF, in every network (the float side's leaky-integrator readout)."""
 
 for _kind in (_adaptive("silif", 2), _adaptive("adlif", 2), _adaptive("cadlif", 2), _adaptive("lif", 1),
-              _resonate("csilif", 1), _resonate("rf", 0), NeuronKind(READOUT_KIND, CubaParams, cuba_neuron, ("u", "v"), 2)):
+              _resonate("csilif", 1), _resonate("rf", 0), NeuronKind(READOUT_KIND, CubaParams, cuba_neuron, ("u", "v"), 2, bounded=True)):
     register(_kind)
 
 HIDDEN_KINDS = tuple(name for name in KINDS if name != READOUT_KIND)
 """The built-in hidden-layer model types of the chains (the readout is always ``cuba``)."""
 
 S4D_KIND = register(NeuronKind("s4d", S4dParams, s4d_state, ("p", "q"), 2, neuron_s4d.DIAGNOSTICS,
-                               ("lam_re", "lam_im", "gain"), (), (("mode", "membrane"),), output=STATES)).name
+                               ("lam_re", "lam_im", "gain"), (), (("mode", "membrane"),), output=STATES,
+                               bounded=True)).name
 """The S4D state (SpikingSSM, binary S4D): registered after ``HIDDEN_KINDS``, it is no chain's hidden kind."""
 HEAVISIDE_KIND = register(NeuronKind("heaviside", HeavisideParams, heaviside_neuron, ("y",), 0,
                                      state_valued=("threshold",))).name

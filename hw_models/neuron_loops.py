@@ -18,9 +18,17 @@ Why this is exact:
   order does not matter. It runs in int32 (twice the SIMD lanes of int64) when the largest sum the
   network allows, fan-in × max|weight| × largest payload, is below 2^31, else in int64; weights
   are held as int16 when they fit. Both are checked per layer from the network, not the data.
+  A step of a spike layer with at most ``narrow_rows`` = (2^15 − 1) // max|weight| spikes has every
+  sum within int16, and is accumulated in int16 (twice the lanes again), then widened.
 - The sum is shifted by the weight exponent once per step after summation (floor for negative
   exponents), as Lava does, and widened to int64 first: the shift may leave int32.
-- The neuron update is the kind's single kernel, inlined; states stay int64 as in the kernels.
+- The neuron update is the kind's single kernel, inlined. Its arithmetic is int64 (numba widens
+  every integer operand to 64 bits), but where the values fit, the loop *holds* them narrower:
+  the states in int32 when the kind is ``bounded`` and its ``half`` ≤ 2^30 (every state written
+  has passed the overflow rule), and every per-neuron parameter array in int32 when its values
+  fit (checked per layer). A product of two sign-extended int32 values is one native AVX2
+  multiply (``vpmuldq``) where a full int64 product is emulated with three, and the state and
+  parameter rows take half the cache. Storing, loading and widening cannot change a value that fits.
 - Input payloads are ``FixedPointNetwork.quantize_input`` evaluated per value in the same float64
   operations (round half to even, clip), so the lists hold exactly the values the source sends.
 """
@@ -44,6 +52,7 @@ from silif_deploy.hw_models.fixed_point import overflow, shift_left
 from silif_deploy.hw_models.neuron_kinds import KINDS
 
 _INT32_LIMIT = 1 << 31
+_INT16_LIMIT = 1 << 15
 
 
 class Events(NamedTuple):
@@ -271,7 +280,7 @@ def _cached(dispatcher):
 
 @_cached
 @njit(nogil=True)  # the GIL is released: threads run chunks of samples side by side
-def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start, params,
+def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, narrow_rows, state_type, start, params,
                out_index, out_count, b0, offset, spikes, rec_states, overflow_events):
     n_batch, n_steps = out_count.shape
     n_pre_steps = pre_count.shape[1]
@@ -279,7 +288,8 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start
     k = len(rec_states)  # the kind's number of states (a compile-time constant: one loop per k)
     for b in range(n_batch):
         acc = np.zeros(n_out, acc_type.dtype)  # the Dense accumulation of the previous step
-        x = np.zeros((k, n_out), np.int64)
+        acc16 = np.zeros(n_out, np.int16)
+        x = np.zeros((k, n_out), state_type.dtype)
         s = np.zeros(n_out, np.int64)
         events = 0
         for t in range(n_steps):
@@ -299,19 +309,37 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, start
                 # numba compiles the two cases apart (pre_value is None or an array): the spike
                 # layers' loop carries no multiply
                 if pre_value is None:
-                    _add_rows(acc, w_t, pre_index[b, t], pre_count[b, t])
+                    count = pre_count[b, t]
+                    if count <= narrow_rows:  # the sums fit in int16: twice the lanes per add
+                        acc16[:] = 0
+                        _add_rows(acc16, w_t, pre_index[b, t], count)
+                        for n in range(n_out):
+                            acc[n] = acc16[n]
+                    else:
+                        _add_rows(acc, w_t, pre_index[b, t], count)
                 else:
                     _add_scaled_rows(acc, w_t, pre_index[b, t], pre_value[b, t], pre_count[b, t])
         overflow_events[b0 + b] = events
 
 
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """``a`` as int32 where every value fits (as the loop holds it), else as it is."""
+    if a.size and np.abs(a).max() < _INT32_LIMIT:
+        return np.ascontiguousarray(a, np.int32)
+    return a
+
+
 class PreparedLayer(NamedTuple):
-    """A layer with its weights transposed to (fan_in, fan_out) in the narrowest exact type and its
-    accumulator type (see the module docstring)."""
+    """A layer with its weights transposed to (fan_in, fan_out) in the narrowest exact type, its
+    accumulator and state types, and its parameter record with its arrays held narrow where they fit
+    (see the module docstring)."""
 
     layer: object  # FixedLayer
     w_t: np.ndarray
     acc_type: np.ndarray  # a zero of the accumulator's type: numba reads the type from it
+    narrow_rows: int  # up to this many spikes in a step, their sums fit in int16
+    state_type: np.ndarray  # likewise for the states
+    params: NamedTuple
 
     @classmethod
     def of(cls, layer, max_payload: int) -> "PreparedLayer":
@@ -321,7 +349,13 @@ class PreparedLayer(NamedTuple):
         w_type = np.int16 if max_w < (1 << 15) else np.int32
         payload = max_payload if syn.graded else 1
         acc_type = np.int32 if syn.fan_in * max_w * payload < _INT32_LIMIT else np.int64
-        return cls(layer, np.ascontiguousarray(syn.weights.T, dtype=w_type), np.zeros(1, acc_type))
+        p = layer.params
+        # the kernels hold a state minus the threshold in the states' type too (fixed_point.as_state)
+        narrow_states = KINDS[layer.kind].bounded and p.half <= (1 << 30) and abs(getattr(p, "threshold", 0)) < p.half
+        params = type(p)(*(_narrow(v) if isinstance(v, np.ndarray) else v for v in p))
+        narrow_rows = (_INT16_LIMIT - 1) // max(max_w, 1) if w_type == np.int16 and not syn.graded else 0
+        return cls(layer, np.ascontiguousarray(syn.weights.T, dtype=w_type), np.zeros(1, acc_type), narrow_rows,
+                   np.zeros(1, np.int32 if narrow_states else np.int64), params)
 
 
 def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, recording: Recording, b0: int) -> Events:
@@ -334,7 +368,8 @@ def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, rec
     layer = prepared.layer
     _run_layer(
         pre.index, pre.count, pre.value if layer.synapse.graded else None, prepared.w_t,
-        layer.synapse.weight_exp, prepared.acc_type, start, layer.params, out.index, out.count, b0,
+        layer.synapse.weight_exp, prepared.acc_type, prepared.narrow_rows, prepared.state_type, start, prepared.params,
+        out.index, out.count, b0,
         recording.offset, recording.spikes, tuple(recording.states), recording.overflow_events,
     )
     return out

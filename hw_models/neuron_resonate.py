@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from silif_deploy.hw_models.fixed_point import overflow, tz_mul
+from silif_deploy.hw_models.fixed_point import as_state, overflow, tz_mul
 
 
 class ResonateParams(NamedTuple):
@@ -72,7 +72,7 @@ def resonate_neuron(a_in, x, s, p, n):
     # over neurons from vectorizing and made them 5 times slower. s and reset_first are 0 or 1, so
     # θ·s is θ & −s (masks, not 64-bit multiplies, which AVX2 emulates).
     reset = p.threshold & -s
-    r = p_re - (reset & -p.reset_first)  # C-SiLIF: the reset acts before the rotation…
+    r = as_state(p_re - (reset & -p.reset_first), x)  # C-SiLIF: the reset acts before the rotation…
     rot_p, q_new = rotate(p.lam_re[n], p.lam_im[n], r, q_im, f)
     p_new = rot_p + drive - (reset & (p.reset_first - 1))  # …RF: after
     p_new, op = overflow(p_new, p.mode, p.half)
