@@ -189,7 +189,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = Path(args.model)
-    model = load_float_model(source, model_type=args.model_type, **float_model_options(args))
+    model = load_float_model(source, model_type=args.model_type, deployed_by=f"export --target {args.target}",
+                             **float_model_options(args))
     if args.model_type is not None and model.config.model_type != args.model_type:
         raise SilifDeployError(f"'{source}' holds a {model.config.model_type} network, not {args.model_type}")
     if is_spiking_ssm(model):

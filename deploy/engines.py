@@ -55,12 +55,23 @@ def default_engine(path: str | os.PathLike) -> str:
 def load_float_model(
     path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros",
     neuron: str | None = None, prenorm: bool | None = None, for_fixed_point: str | None = None,
+    deployed_by: str | None = None,
 ):
     """The float PyTorch model behind any source (an artifact remembers the float network it came from).
     ``neuron`` and ``prenorm`` are SpikingSSM options (:func:`float_model_options`). ``for_fixed_point``:
     the command that will quantize the model; a SpikingSSM configuration fixed point cannot run
-    (bidirectional, pre-norm LayerNorm, the SDN soma) is then refused in one line."""
+    (bidirectional, pre-norm LayerNorm, ``--neuron sdn``) is then refused in one line.
+    ``deployed_by`` (implied by ``for_fixed_point``): the command writes a deployment format; a
+    checkpoint trained through the SDN is then read with the exact LIF, which is what is deployed
+    (the authors' own deployment), unless ``neuron`` asks otherwise."""
     model = _load_float_model(path, model_type, init_state, neuron, prenorm)
+    deployed_by = deployed_by or for_fixed_point
+    if deployed_by is not None and neuron is None and is_spiking_ssm(model) and model.config.neuron == "sdn":
+        import sys
+
+        print(f"note: '{path}' was trained through the SDN surrogate; {deployed_by} deploys the exact LIF "
+              "(its float side: --neuron lif)", file=sys.stderr)
+        model = _load_float_model(path, model_type, init_state, "lif", prenorm)
     if for_fixed_point is not None and is_spiking_ssm(model):
         from silif_deploy.converters.families.spiking_ssm import require_fixed_point
 

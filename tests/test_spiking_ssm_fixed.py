@@ -298,6 +298,28 @@ def test_cli_refuses_netx_sdn_and_sweep_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "o.npz").exists() and not (tmp_path / "sweep").exists()
 
 
+def test_an_sdn_trained_checkpoint_deploys_the_exact_lif(tmp_path, capsys):
+    """Ours, trained through the SDN (it records neuron "sdn"): export deploys the exact LIF, as the
+    authors do, with a note; the deployed network equals the one quantized from the same tensors read
+    with ``--neuron lif``; ``--neuron sdn`` given explicitly is still refused."""
+    sdn = silif_deploy.load_model(GOLDENS / "post_bn_s4d_seed7.pt", neuron="sdn", prenorm=False)
+    ckpt = tmp_path / "sdn_trained.pt"
+    save_checkpoint(sdn, ckpt)
+    x = golden("post_bn_s4d")["input"]
+    cal = tmp_path / "cal.npy"
+    np.save(cal, x)
+    assert main(["export", str(ckpt), "--target", "loihi2", "--calibrate", str(cal), "-o", str(tmp_path / "a")]) == 0
+    assert "deploys the exact LIF" in capsys.readouterr().err
+    deployed = read_artifact(tmp_path / "a" / "sdn_trained.loihi2.h5")
+    lif = silif_deploy.load_model(ckpt, neuron="lif")
+    assert lif.config.neuron == "lif" and deployed.float_model["config"]["neuron"] == "lif"
+    assert artifact_identity(deployed) == artifact_identity(quantize_model(lif, load_profile("loihi2"), x))
+    assert main(["export", str(ckpt), "--target", "nir", "-o", str(tmp_path / "n")]) == 0
+    assert "deploys the exact LIF" in capsys.readouterr().err
+    one_line_refusal(capsys, ["export", str(ckpt), "--neuron", "sdn", "--target", "loihi2", "-o", str(tmp_path / "b")],
+                     "exact LIF")
+
+
 def test_a_dead_batchnorm_channel_sets_no_scale():
     """A pre-norm channel whose BatchNorm weight is 0 (u constant) neither crashes the quantizer nor
     shrinks the stream scale the other channels share; its clipped S4D bias is counted."""
