@@ -453,7 +453,6 @@ def _npz_source(p: Path) -> InputSource:
         key = next((k for k in ("input", "x") if k in archive.files), None)
         if key is None:
             raise SilifDeployError(f"'{p}' has no array 'input' or 'x' (it has: {', '.join(archive.files)})")
-        x = _load_array(lambda: archive[key], p)
         labels = check_labels(_load_array(lambda: archive["labels"], p), str(p)) if "labels" in archive.files else None
         names = _decode_strings(archive["class_names"]) if "class_names" in archive.files else None
     member = f"{key}.npy"
