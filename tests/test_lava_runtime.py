@@ -31,11 +31,17 @@ def test_failing_process_model_raises(monkeypatch) -> None:
                          CubaParams(4095 * one, 0 * one, 0 * one, 0 * one, 100, 6, 6, 1 << 23), 1)
     hidden = FixedLayer("silif", DenseSynapse(2 * np.ones((2, 3), np.int64), 0, 8, True), None, 1)  # no params
     network = FixedPointNetwork.chain("silif", 3, [hidden], readout, 0, load_profile("loihi2"))
+    assert_run_ends_and_stops_lava(monkeypatch, network, np.ones((3, 4), np.int64))
+
+
+def assert_run_ends_and_stops_lava(monkeypatch, network: FixedPointNetwork, x: np.ndarray) -> None:
+    """``network``, whose process model fails inside Lava, ends within the watchdog's bounds on ``x``
+    and leaves no runtime process behind."""
     monkeypatch.setattr(lava_network, "_warm_up", lambda *args: None)  # let the failure happen inside Lava
     started = time.perf_counter()
     # Lava either reports the failure (RuntimeError) or hangs until our watchdog fires
     with pytest.raises((SilifDeployError, RuntimeError)):
-        run_sample(network, np.ones((3, 4), np.int64), timeout_s=5)
+        run_sample(network, x, timeout_s=5)
     assert time.perf_counter() - started < 40
     assert not [p for p in multiprocessing.active_children() if isinstance(p, SystemProcess)]
 
