@@ -133,24 +133,17 @@ def engine_seconds(command: str, network, model, samples: int) -> tuple[float, f
 
 
 def float_best(model, x: np.ndarray) -> tuple[float, str]:
-    """The best float PyTorch eval rate (samples/s) over thread counts and batch sizes."""
+    """The best float PyTorch eval rate (samples/s) over thread counts and batch sizes, each the
+    best of three runs (``bench_simulator.float_rate``)."""
     import torch
 
-    best, label = 0.0, ""
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for batch in (64, 256):
-            with torch.no_grad():
-                model(xt[:batch])  # warm-up
-                started = time.perf_counter()
-                for i in range(0, len(xt), batch):
-                    model(xt[i : i + batch])
-            rate = len(x) / (time.perf_counter() - started)
-            if rate > best:
-                best, label = rate, f"{threads} threads, batch {batch}"
+    from bench_simulator import float_rate
+
+    rates = {f"{threads} threads, batch {batch}": float_rate(model, x, threads, batch, repeats=3)
+             for threads in (1, 2) for batch in (64, 256)}
     torch.set_num_threads(2)
-    return best, label
+    label = max(rates, key=rates.get)
+    return rates[label], label
 
 
 def breakdown(network, x: np.ndarray) -> dict[str, float]:

@@ -33,13 +33,16 @@ import numpy as np
 
 from silif_deploy.converters.files import atomic_output, require_file
 from silif_deploy.converters.lava_backend import LAVA_LIF_ARITHMETIC
-from silif_deploy.converters.families.readout import NETX_BIAS_EXP
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.network import FixedLayer, FixedPointNetwork
 from silif_deploy.hw_models.neuron_cuba import CubaParams
 from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND
 from silif_deploy.hw_models.profile import profile_from_text
+
+NETX_BIAS_EXP = 6
+"""netx's CUBA layers take the file's integer ``bias`` as bias_mant with bias_exp 6 (lava-dl 0.6
+``netx/hdf5.py: get_neuron_params``): the effective bias is a multiple of 2^6."""
 
 NETX_EXTENSION_TYPE = "SILIF_FXP"
 NETX_FORMAT = "silif-deploy-netx"

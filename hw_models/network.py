@@ -376,6 +376,14 @@ class FixedPointNetwork:
         scaled = np.rint(np.asarray(x, np.float64) * 2.0**self.input_frac_bits)
         return np.clip(scaled, -limit, limit).astype(np.int64)
 
+    def sends(self, x: np.ndarray) -> np.ndarray:
+        """Where the input source sends a payload, ``quantize_input(x) != 0`` for finite ``x``,
+        without computing the payloads: round(x·2^f) is non-zero exactly where |x·2^f| > ½ (numpy
+        rounds ½ to 0) and the clip keeps it non-zero; an integer with f ≥ 0 exactly where it is."""
+        if np.issubdtype(x.dtype, np.integer) and self.input_frac_bits >= 0:
+            return x != 0
+        return np.abs(np.asarray(x, np.float64) * 2.0**self.input_frac_bits) > 0.5
+
     def replace(self, hidden: list[FixedLayer] | None = None, readout: FixedLayer | None = None,
                 **changes: Any) -> "FixedPointNetwork":
         """A copy with ``changes`` to its fields (as ``dataclasses.replace``; the stages are copied,

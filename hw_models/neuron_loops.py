@@ -17,7 +17,11 @@ Why this is exact:
 - The accumulation is integer arithmetic, as Lava's (``PyDenseModelBitAcc``), so the summation
   order does not matter. It runs in int32 (twice the SIMD lanes of int64) when the largest sum the
   network allows, fan-in × max|weight| × largest payload, is below 2^31, else in int64; weights
-  are held as int16 when they fit. Both are checked per layer from the network, not the data.
+  are held as int8 or int16 when they fit, after the power of two that divides all of a layer's
+  weights moves into its exponent: Loihi 2's 8-bit weights are even (``loihi2.toml``), and their
+  halves fit int8, so a spike streams half as many bytes of weight row. Σ w·x = 2^k·Σ (w/2^k)·x
+  exactly, and the exponent shift of the sum (below) takes the 2^k. Both are checked per layer
+  from the network, not the data.
   A step of a spike layer with at most ``narrow_rows`` = (2^15 − 1) // max|weight| spikes has every
   sum within int16, and is accumulated in int16 (twice the lanes again), then widened.
 - The sum is shifted by the weight exponent once per step after summation (floor for negative
@@ -335,7 +339,8 @@ class PreparedLayer(NamedTuple):
     (see the module docstring)."""
 
     layer: object  # FixedLayer
-    w_t: np.ndarray
+    w_t: np.ndarray  # the weights over 2^k, transposed
+    weight_exp: int  # the synapse's weight exponent + k
     acc_type: np.ndarray  # a zero of the accumulator's type: numba reads the type from it
     narrow_rows: int  # up to this many spikes in a step, their sums fit in int16
     state_type: np.ndarray  # likewise for the states
@@ -345,17 +350,29 @@ class PreparedLayer(NamedTuple):
     def of(cls, layer, max_payload: int) -> "PreparedLayer":
         """``max_payload``: the largest |value| the layer's input sends (1 for spikes)."""
         syn = layer.synapse
-        max_w = int(np.abs(syn.weights).max(initial=0))
-        w_type = np.int16 if max_w < (1 << 15) else np.int32
+        weights, k = _common_power_of_two(syn.weights)
+        max_w = int(np.abs(weights).max(initial=0))
+        w_type = np.int8 if max_w < (1 << 7) else np.int16 if max_w < (1 << 15) else np.int32
         payload = max_payload if syn.graded else 1
         acc_type = np.int32 if syn.fan_in * max_w * payload < _INT32_LIMIT else np.int64
         p = layer.params
         # the kernels hold a state minus the threshold in the states' type too (fixed_point.as_state)
         narrow_states = KINDS[layer.kind].bounded and p.half <= (1 << 30) and abs(getattr(p, "threshold", 0)) < p.half
         params = type(p)(*(_narrow(v) if isinstance(v, np.ndarray) else v for v in p))
-        narrow_rows = (_INT16_LIMIT - 1) // max(max_w, 1) if w_type == np.int16 and not syn.graded else 0
-        return cls(layer, np.ascontiguousarray(syn.weights.T, dtype=w_type), np.zeros(1, acc_type), narrow_rows,
+        narrow_rows = (_INT16_LIMIT - 1) // max(max_w, 1) if w_type != np.int32 and not syn.graded else 0
+        return cls(layer, np.ascontiguousarray(weights.T, dtype=w_type), syn.weight_exp + k, np.zeros(1, acc_type),
+                   narrow_rows,
                    np.zeros(1, np.int32 if narrow_states else np.int64), params)
+
+
+def _common_power_of_two(w: np.ndarray) -> tuple[np.ndarray, int]:
+    """(w / 2^k, k) for the largest k (at most 16) with 2^k dividing every entry of ``w``."""
+    nonzero = w[w != 0]
+    if not nonzero.size:
+        return w, 0
+    low_bits = np.bitwise_or.reduce(nonzero & -nonzero)  # the lowest set bit of each, or-ed together
+    k = min(int(low_bits & -low_bits).bit_length() - 1, 16)
+    return w >> k, k
 
 
 def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, recording: Recording, b0: int) -> Events:
@@ -368,7 +385,7 @@ def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, rec
     layer = prepared.layer
     _run_layer(
         pre.index, pre.count, pre.value if layer.synapse.graded else None, prepared.w_t,
-        layer.synapse.weight_exp, prepared.acc_type, prepared.narrow_rows, prepared.state_type, start, prepared.params,
+        prepared.weight_exp, prepared.acc_type, prepared.narrow_rows, prepared.state_type, start, prepared.params,
         out.index, out.count, b0,
         recording.offset, recording.spikes, tuple(recording.states), recording.overflow_events,
     )

@@ -107,7 +107,7 @@ class GraphDescription:
     spike_sources: list[int]
     spiking: list[tuple[str, int]]
     extra_steps: int = 0
-    encode_input: Callable[[np.ndarray], np.ndarray] | None = None
+    input_sent: Callable[[np.ndarray], np.ndarray] | None = None
     parameters: int | None = None
 
 
@@ -182,7 +182,7 @@ def describe_graph(network: FixedPointNetwork, engine: str = "fixed", parameters
                                           messages_per_step=network.n_inputs * readers[INPUT],
                                           message_bits=prof.input_message_bits))
     return GraphDescription(engine, network.model_type, network.n_inputs, stages, spike_sources, spiking,
-                            extra_steps=network.delay, encode_input=network.quantize_input, parameters=parameters)
+                            extra_steps=network.delay, input_sent=network.sends, parameters=parameters)
 
 
 def tally_graph_run(description: GraphDescription, x: np.ndarray, result: RunResult, labels: np.ndarray | None):
@@ -190,16 +190,15 @@ def tally_graph_run(description: GraphDescription, x: np.ndarray, result: RunRes
     per-channel non-zero counts, then each binary Dense's per-presynaptic-neuron spike counts; ``spikes``
     each spiking stage's; ``overflow_events`` each neuron stage's and ``stage_overflow_events`` each Add
     and GLU stage's (when the engine counts them)."""
-    from silif_deploy.hw_models.metrics import RunTally
+    from silif_deploy.hw_models.metrics import RunTally, column_counts, input_abs_sum
 
-    sent = description.encode_input(x) if description.encode_input is not None else x
-    active = [np.count_nonzero(sent, axis=(0, 1)).astype(np.int64)]
-    active += [np.count_nonzero(result.spikes[i], axis=(0, 1)).astype(np.int64) for i in description.spike_sources]
+    sent = description.input_sent(x) if description.input_sent is not None else x
+    active = [column_counts(z) for z in (sent, *(result.spikes[i] for i in description.spike_sources))]
     diag = result.diagnostics or {}
     events, graded_events = diag.get("overflow_events"), diag.get("stage_overflow_events")
     return RunTally(
         samples=int(x.shape[0]), steps=int(x.shape[1]), input_nonzero=int(np.count_nonzero(x)),
-        input_sum=float(np.abs(np.asarray(x, np.float64)).sum()), input_max=float(np.max(x, initial=0)),
+        input_sum=input_abs_sum(x), input_max=float(np.max(x, initial=0)),
         active=active, spikes=[int(np.count_nonzero(result.spikes[i])) for _, i in description.spiking],
         overflow_events=None if events is None else [int(v) for v in np.asarray(events).sum(axis=0)],
         correct=None if labels is None else int(np.count_nonzero(result.prediction == labels)),

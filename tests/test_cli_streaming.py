@@ -180,6 +180,15 @@ def test_start_up_imports_only_the_chosen_command():
     assert all(name in helps.stdout for name in ("export", "simulate", "make-data", "compare"))
 
 
+def test_inspect_of_an_artifact_runs_without_torch(artifact):
+    """Reading and describing an artifact needs h5py and numpy only: torch's import alone took 1.4 s
+    of ``inspect``'s 2.3 s (netx_export took a constant from the float readout module)."""
+    code = ("import sys\nfrom silif_deploy.deploy.cli import main\n"
+            f"assert main(['inspect', {str(artifact[0])!r}]) == 0\nprint('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "False"
+
+
 def test_closed_stdout_ends_quietly(artifact):
     """``silif-deploy inspect ART | head -1``, with the reader gone before the first write (the read end
     is closed before the process starts, so every write fails): exit 141 and nothing on stderr, not a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -203,3 +205,30 @@ def test_fixed_run_counts_quantized_weights_and_hardware_steps():
     assert layers[1]["sop"] == result.spikes[0].sum() * 512 / 4
     assert all(layer["effective_sop"] < layer["sop"] for layer in layers)
     assert all(layer["overflow_events"] is not None for layer in layers)
+
+
+def test_column_counts_equal_numpys_count_nonzero():
+    """The uint8-block sums (blocks of 255 rows) against numpy's own per-column count, on rasters
+    long enough that a uint8 count over all rows would wrap, and on other dtypes and empty shapes."""
+    rng = np.random.default_rng(3)
+    for z in (rng.random((3, 400, 7)) < 0.9, rng.integers(-2, 3, (2, 300, 5)).astype(np.int16),
+              rng.random((4, 5)) < 0.5, np.zeros((0, 4, 3), bool), np.zeros((2, 3, 0), bool)):
+        expected = np.count_nonzero(z, axis=tuple(range(z.ndim - 1)))
+        np.testing.assert_array_equal(metrics.column_counts(z), expected)
+    assert metrics.column_counts(np.ones((1, 600, 2), bool)).tolist() == [600, 600]
+
+
+@pytest.mark.parametrize("frac_bits", [-2, 0, 3])
+def test_sends_is_where_the_quantized_payload_is_non_zero(frac_bits):
+    """``FixedPointNetwork.sends`` (the report's input counts) against the payloads themselves
+    (``quantize_input``), on exact halves of the payload grid (rounded to even: ½ sends nothing),
+    values beside them, negative values, values beyond the payload width, and integer inputs."""
+    from silif_deploy.converters.artifact import read_artifact
+
+    network = read_artifact(Path(__file__).parent / "fixtures/v1_mixed_chain.loihi2.h5").replace(input_frac_bits=frac_bits)
+    step = 2.0**-frac_bits
+    halves = np.arange(-6, 7) * step / 2
+    x = np.concatenate([halves, np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf), [1e9, -1e9, 0.0]])
+    for xs in (x.reshape(1, -1, 1), np.arange(-3, 4, dtype=np.int8).reshape(1, -1, 1),
+               np.array([[[0], [1], [2]]], np.uint8)):
+        np.testing.assert_array_equal(network.sends(xs), network.quantize_input(xs) != 0, err_msg=str(xs.dtype))

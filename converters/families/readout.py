@@ -15,6 +15,7 @@ import nir
 import numpy as np
 
 from silif_deploy.converters.nir_body import agree, li_tau, payload
+from silif_deploy.converters.netx_export import NETX_BIAS_EXP
 from silif_deploy.converters.nir_interpret import PER_STEP_READING, li_step
 from silif_deploy.converters.quantize_rules import quantize_bias, quantize_weights, state_scale
 from silif_deploy.converters.torch_neurons import InitState, Module, real_states, torch, uniform
@@ -26,9 +27,6 @@ from silif_deploy.hw_models.profile import HardwareProfile
 
 NIR_EXT = "readout"
 EQUATIONS = "u_t = alpha*u_{t-1} + (1-alpha)*I_t"
-NETX_BIAS_EXP = 6
-"""netx's CUBA layers take the file's integer ``bias`` as bias_mant with bias_exp 6 (lava-dl 0.6
-``netx/hdf5.py: get_neuron_params``): the effective bias is a multiple of 2^6."""
 
 
 class ReadoutCoefficients(NamedTuple):
@@ -110,7 +108,7 @@ def check_nir(node: nir.LI, label: str) -> None:
 def quantize(layer, profile: HardwareProfile, state_range: float, netx: bool = False) -> tuple[FixedLayer, dict]:
     """Loihi's CUBA LIF: du = 4095 (memoryless current), dv = 4096 − round(α·4096), gain 1 − α
     folded into each weight row and the bias, threshold at its maximum; with ``netx`` on lava-dl
-    netx's grid (:data:`NETX_BIAS_EXP`, :mod:`~silif_deploy.converters.quantize`)."""
+    netx's grid (:data:`~silif_deploy.converters.netx_export.NETX_BIAS_EXP`, :mod:`~silif_deploy.converters.quantize`)."""
     # the largest threshold, which v must never pass (the CUBA neuron would spike and reset v to 0);
     # it can be narrower than the states (Lava: 2^23 − 64 against 2^23 − 1; so the ceiling)
     vth = (1 << profile.threshold_mantissa_bits) - 1
