@@ -147,7 +147,9 @@ def float_best(model, x: np.ndarray) -> tuple[float, str]:
 
 
 def breakdown(network, x: np.ndarray) -> dict[str, float]:
-    """Milliseconds per sample, one thread, by stage: input encoding, then each layer's event loop."""
+    """Milliseconds per sample, one thread, by stage: input encoding, then each layer's event loop,
+    and (``L0 neurons`` ...) the same loop given its events with every count set to zero: the neuron
+    updates and the loop alone, without the Dense accumulation (the rest of the layer's time)."""
     from silif_deploy.hw_models.neuron_loops import Events, Recording, input_events, payload_type, run_layer
     from silif_deploy.hw_models.neuron_loops import NO_STATES, NOTHING
     from silif_deploy.hw_models.simulator import CHUNK, _plan, start_index
@@ -155,10 +157,11 @@ def breakdown(network, x: np.ndarray) -> dict[str, float]:
     prepared = _plan(network).layers
     bits = network.profile.input_message_bits
     total_steps = STEPS + network.delay
-    times = {"input": 0.0, **{f"L{l}" if l < len(network.hidden) else "readout": 0.0 for l in range(len(network.layers))}}
-    names = list(times)
+    names = ["input", *(f"L{l}" if l < len(network.hidden) else "readout" for l in range(len(network.layers)))]
+    times = dict.fromkeys([*names, *(f"{name} neurons" for name in names[1:])], 0.0)
     inputs = Events.empty(CHUNK, STEPS, CHANNELS, payload_type(bits))
     spikes = [Events.empty(CHUNK, total_steps, layer.size) for layer in network.layers]
+    scratch = [Events.empty(CHUNK, total_steps, layer.size) for layer in network.layers]
     recordings = [Recording(start_index(l), NOTHING,
                             (NO_STATES, np.zeros((len(x), STEPS, layer.size), np.int64) if l == len(network.hidden) else NO_STATES),
                             np.zeros(len(x), np.int64)) for l, layer in enumerate(network.layers)]
@@ -166,14 +169,18 @@ def breakdown(network, x: np.ndarray) -> dict[str, float]:
         for b0 in range(0, len(x) - CHUNK + 1, CHUNK):
             t = time.perf_counter()
             events = input_events(x[b0 : b0 + CHUNK], network.input_frac_bits, bits, inputs)
-            stage = [time.perf_counter() - t]
-            for l, (layer, recording) in enumerate(zip(prepared, recordings)):
+            stage = {"input": time.perf_counter() - t}
+            for l, (layer, recording, name) in enumerate(zip(prepared, recordings, names[1:])):
+                silent = Events(events.index, np.zeros_like(events.count), events.value)
+                t = time.perf_counter()
+                run_layer(layer, silent, start_index(l), scratch[l], recording, b0)
+                stage[f"{name} neurons"] = time.perf_counter() - t
                 t = time.perf_counter()
                 events = run_layer(layer, events, start_index(l), spikes[l], recording, b0)
-                stage.append(time.perf_counter() - t)
+                stage[name] = time.perf_counter() - t
             if repeat:
-                for name, s in zip(names, stage):
-                    times[name] += s
+                for key, seconds in stage.items():
+                    times[key] += seconds
     n = (len(x) // CHUNK) * CHUNK
     return {k: 1e3 * v / n for k, v in times.items()}
 
@@ -255,9 +262,11 @@ def main() -> None:
         floor_ms = 1e3 * adds / (ADDS_PER_S_PER_CORE * numba.get_num_threads())
         print(f"  simulator {sim_rate:,.0f} samples/s ({1e3 / sim_rate:.3f} ms/sample, {numba.get_num_threads()} threads) vs "
               f"best float eval {best:,.0f} samples/s ({label}): {sim_rate / best:.2f}x (target >= 5x)")
-        print("  where a sample's time goes (1 thread, ms): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
-              + f"; total {sum(stages.values()):.3f}")
+        layers = [k for k in stages if k != "input" and not k.endswith(" neurons")]
+        print(f"  where a sample's time goes (1 thread, ms): input {stages['input']:.3f}, "
+              + ", ".join(f"{k} {stages[k]:.3f} (neuron updates {stages[k + ' neurons']:.3f}, "
+                          f"Dense {stages[k] - stages[k + ' neurons']:.3f})" for k in layers)
+              + f"; total {stages['input'] + sum(stages[k] for k in layers):.3f}")
         print(f"  arithmetic: {adds / 1e6:.1f} M synaptic adds + {updates / 1e6:.2f} M neuron updates per sample; "
               f"floor at {ADDS_PER_S_PER_CORE:.0e} adds/s/core on {numba.get_num_threads()} cores: {floor_ms:.3f} ms/sample "
               f"(the simulator takes {1e3 / sim_rate / floor_ms:.1f}x that)")

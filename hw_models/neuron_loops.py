@@ -361,8 +361,7 @@ class PreparedLayer(NamedTuple):
         params = type(p)(*(_narrow(v) if isinstance(v, np.ndarray) else v for v in p))
         narrow_rows = (_INT16_LIMIT - 1) // max(max_w, 1) if w_type != np.int32 and not syn.graded else 0
         return cls(layer, np.ascontiguousarray(weights.T, dtype=w_type), syn.weight_exp + k, np.zeros(1, acc_type),
-                   narrow_rows,
-                   np.zeros(1, np.int32 if narrow_states else np.int64), params)
+                   narrow_rows, np.zeros(1, np.int32 if narrow_states else np.int64), params)
 
 
 def _common_power_of_two(w: np.ndarray) -> tuple[np.ndarray, int]:
