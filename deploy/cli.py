@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import ctypes
 import importlib
 import importlib.util
 import os
@@ -104,6 +105,31 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return found
 
 
+def program() -> int:
+    """The ``silif-deploy`` program: :func:`main` in a process of its own, whose allocator may be tuned."""
+    _reuse_freed_memory()
+    return main()
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def _reuse_freed_memory() -> None:
+    """Have glibc's malloc keep freed blocks of up to 1 GiB for reuse instead of unmapping them.
+
+    Every batch allocates again the arrays of the batch before (spike rasters, float activations:
+    20–80 MB each), and an array mapped anew faults and zeroes each of its 4 KB pages again:
+    ``report`` of 2,000 SSC C-SiLIF samples spent 9–11 s of its 22–26 s in the kernel, 1.2 s with
+    this (peak memory +7 %: the freed arrays are reused, not added). Elsewhere (macOS, musl) the
+    allocator is left as it is."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a reader of stdout that has gone (``silif-deploy inspect ART | head -1``) ends
     it quietly: the Python docs' recipe for SIGPIPE, since Python ignores the signal and raises instead."""
@@ -160,4 +186,4 @@ def _run_command(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program())

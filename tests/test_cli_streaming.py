@@ -201,3 +201,21 @@ def test_closed_stdout_ends_quietly(artifact):
     finally:
         os.close(write_end)
     assert (run.returncode, run.stderr) == (EXIT_BROKEN_PIPE, "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_program_keeps_freed_batch_arrays_for_the_next_batch():
+    """A batch's arrays (tens of MB) freed and allocated again by the next batch: by default glibc
+    unmaps a block that large, and the next one is mapped and zeroed anew (``report`` spent 9–11 s
+    of 22–26 s in the kernel on 2,000 SSC samples); ``cli.program`` has it keep them in the heap.
+    This checks that the freed block stays (glibc's ``mallinfo2``); ``benchmarks/bench_cli.py``
+    measures the time it saves."""
+    code = ("import ctypes, sys, numpy as np\nfrom silif_deploy.deploy import cli\n"
+            "class Info(ctypes.Structure):\n    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', "
+            "'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
+            "libc = ctypes.CDLL('libc.so.6'); libc.mallinfo2.restype = Info\n"
+            "if sys.argv[1] == 'tuned': cli._reuse_freed_memory()\n"
+            "np.ones(64 << 20, np.uint8)\nprint(libc.mallinfo2().fordblks >> 20)")
+    kept_mib = {how: int(subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True,
+                                        check=True).stdout) for how in ("default", "tuned")}
+    assert kept_mib["default"] < 64 <= kept_mib["tuned"], kept_mib

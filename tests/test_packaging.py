@@ -97,7 +97,7 @@ def test_wheel_contains_the_three_subpackages(wheel_names):
 def test_wheel_console_script(wheel):
     entry_points = _dist_info_file(wheel, "entry_points.txt")
     assert "[console_scripts]" in entry_points
-    assert re.search(r"^silif-deploy\s*=\s*silif_deploy\.deploy\.cli:main\s*$", entry_points, re.M), entry_points
+    assert re.search(r"^silif-deploy\s*=\s*silif_deploy\.deploy\.cli:program\s*$", entry_points, re.M), entry_points
 
 
 def test_core_dependencies_exclude_torch_and_lava(wheel):
