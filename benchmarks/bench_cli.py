@@ -212,9 +212,9 @@ def main() -> None:
     from silif_deploy.converters.artifact import read_artifact
     from silif_deploy.hw_models.simulator import simulate
 
-    from silif_deploy.deploy.cli import _reuse_freed_memory
+    from silif_deploy.deploy.cli import reuse_freed_memory
 
-    _reuse_freed_memory()  # the engine measured here with the allocator the CLI runs with
+    reuse_freed_memory()  # the engine measured here with the allocator the CLI runs with
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_cli_"))
     workdir.mkdir(parents=True, exist_ok=True)

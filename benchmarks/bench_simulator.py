@@ -171,6 +171,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None,
                    help="where to write the results (default: benchmarks/results/latest.json; --quick writes none)")
     args = p.parse_args()
+    from silif_deploy.deploy.cli import reuse_freed_memory
+
+    reuse_freed_memory()  # the allocator setting the CLI runs with, for the float eval as for the simulator
     if args.json is None and not args.quick:
         args.json = RESULTS / "latest.json"
     n, repeats = (64, 1) if args.quick else (256, 3)

@@ -107,14 +107,14 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 def program() -> int:
     """The ``silif-deploy`` program: :func:`main` in a process of its own, whose allocator may be tuned."""
-    _reuse_freed_memory()
+    reuse_freed_memory()
     return main()
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
-def _reuse_freed_memory() -> None:
+def reuse_freed_memory() -> None:
     """Have glibc's malloc keep freed blocks of up to 1 GiB for reuse instead of unmapping them.
 
     Every batch allocates again the arrays of the batch before (spike rasters, float activations:

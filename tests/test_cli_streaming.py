@@ -214,7 +214,7 @@ def test_the_program_keeps_freed_batch_arrays_for_the_next_batch():
             "class Info(ctypes.Structure):\n    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', "
             "'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
             "libc = ctypes.CDLL('libc.so.6'); libc.mallinfo2.restype = Info\n"
-            "if sys.argv[1] == 'tuned': cli._reuse_freed_memory()\n"
+            "if sys.argv[1] == 'tuned': cli.reuse_freed_memory()\n"
             "np.ones(64 << 20, np.uint8)\nprint(libc.mallinfo2().fordblks >> 20)")
     kept_mib = {how: int(subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True,
                                         check=True).stdout) for how in ("default", "tuned")}
