@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -202,19 +202,26 @@ def tally_run(description: NetworkDescription, x: np.ndarray, result: RunResult,
     """Count one batch: ``x`` (batch, T, channels) as given to the engine, ``result`` its outputs."""
     if isinstance(description, GraphDescription):
         return tally_graph_run(description, x, result, labels)
-    sent = description.input_sent(x) if description.input_sent is not None else x
-    active = [column_counts(z) for z in (sent, *result.spikes)]
     spikes = [int(np.count_nonzero(s)) for s in result.spikes]
-    diag = result.diagnostics or {}
-    readout_spikes = diag.get("readout_spikes")
+    readout_spikes = (result.diagnostics or {}).get("readout_spikes")
     spikes.append(int(np.sum(readout_spikes)) if readout_spikes is not None else 0)
-    events = diag.get("overflow_events")
+    return batch_tally(description, x, result, labels, result.spikes, spikes)
+
+
+def batch_tally(description: NetworkDescription | GraphDescription, x: np.ndarray, result: RunResult,
+                labels: np.ndarray | None, presynaptic: Sequence[np.ndarray], spikes: list[int],
+                **extra: Any) -> RunTally:
+    """The :class:`RunTally` of one batch whose spike rasters feeding binary synapses are
+    ``presynaptic`` and whose spiking layers fired ``spikes``: ``active`` is the input's per-channel
+    counts of messages sent, then each raster's per-neuron spike counts; ``extra``: more fields."""
+    sent = description.input_sent(x) if description.input_sent is not None else x
+    events = (result.diagnostics or {}).get("overflow_events")
     return RunTally(
         samples=int(x.shape[0]), steps=int(x.shape[1]), input_nonzero=int(np.count_nonzero(x)),
         input_sum=input_abs_sum(x), input_max=float(np.max(x, initial=0)),
-        active=active, spikes=spikes,
+        active=[column_counts(z) for z in (sent, *presynaptic)], spikes=spikes,
         overflow_events=None if events is None else [int(v) for v in np.asarray(events).sum(axis=0)],
-        correct=None if labels is None else int(np.count_nonzero(result.prediction == labels)),
+        correct=None if labels is None else int(np.count_nonzero(result.prediction == labels)), **extra,
     )
 
 

@@ -190,18 +190,12 @@ def tally_graph_run(description: GraphDescription, x: np.ndarray, result: RunRes
     per-channel non-zero counts, then each binary Dense's per-presynaptic-neuron spike counts; ``spikes``
     each spiking stage's; ``overflow_events`` each neuron stage's and ``stage_overflow_events`` each Add
     and GLU stage's (when the engine counts them)."""
-    from silif_deploy.hw_models.metrics import RunTally, column_counts, input_abs_sum
+    from silif_deploy.hw_models.metrics import batch_tally
 
-    sent = description.input_sent(x) if description.input_sent is not None else x
-    active = [column_counts(z) for z in (sent, *(result.spikes[i] for i in description.spike_sources))]
-    diag = result.diagnostics or {}
-    events, graded_events = diag.get("overflow_events"), diag.get("stage_overflow_events")
-    return RunTally(
-        samples=int(x.shape[0]), steps=int(x.shape[1]), input_nonzero=int(np.count_nonzero(x)),
-        input_sum=input_abs_sum(x), input_max=float(np.max(x, initial=0)),
-        active=active, spikes=[int(np.count_nonzero(result.spikes[i])) for _, i in description.spiking],
-        overflow_events=None if events is None else [int(v) for v in np.asarray(events).sum(axis=0)],
-        correct=None if labels is None else int(np.count_nonzero(result.prediction == labels)),
+    graded_events = (result.diagnostics or {}).get("stage_overflow_events")
+    return batch_tally(
+        description, x, result, labels, [result.spikes[i] for i in description.spike_sources],
+        [int(np.count_nonzero(result.spikes[i])) for _, i in description.spiking],
         stage_overflow_events=None if graded_events is None else [int(v) for v in np.asarray(graded_events).sum(axis=0)],
     )
 
