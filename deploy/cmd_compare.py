@@ -241,17 +241,6 @@ def render_markdown(rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
     ])
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both axes (lower energy, higher accuracy), by energy."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -np.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
-
-
 def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: Path) -> None:
     """PNG: accuracy (fixed point filled, float hollow) against total and dynamic energy per inference
     under the chosen profile, the fixed-point Pareto front dashed; without labels, a note instead."""
@@ -262,6 +251,7 @@ def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: 
     from matplotlib import ticker
 
     from silif_deploy.converters.files import atomic_output
+    from silif_deploy.deploy.sweep_report import pareto_front
 
     profile = result["provenance"]["energy_profile"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")

@@ -23,7 +23,8 @@ from silif_deploy.converters.checkpoint import save_checkpoint  # noqa: E402
 from silif_deploy.converters.families import spiking_ssm as ssm  # noqa: E402
 from silif_deploy.converters.torch_network import NetworkConfig, SpikingNetwork  # noqa: E402
 from silif_deploy.deploy.cli import main  # noqa: E402
-from silif_deploy.deploy.cmd_compare import COLUMNS, pareto_front  # noqa: E402
+from silif_deploy.deploy.cmd_compare import COLUMNS  # noqa: E402
+from silif_deploy.deploy.sweep_report import pareto_front  # noqa: E402
 from silif_deploy.hw_models.energy_profile import available_energy_profiles  # noqa: E402
 
 H, N, BLOCKS, D_IN, CLASSES, T, SAMPLES = 8, 4, 1, 3, 3, 12, 8
