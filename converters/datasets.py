@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from silif_deploy.converters.files import damaged_file_errors, refuse_damaged, require_file, sha256_file
+from silif_deploy.converters.files import damaged_file_errors, refuse_damaged, require_file, require_npz, sha256_file
 from silif_deploy.converters.input_checks import (
     check_input_chunk, check_input_header, check_input_size, check_labels, check_spike_times,
 )
@@ -445,6 +445,7 @@ def _array_reader(x: np.ndarray) -> Callable[[int], Iterator[np.ndarray]]:
 @refuse_damaged(".npz input")
 def _npz_source(p: Path) -> InputSource:
     """An ``.npz`` input: the ``input`` / ``x`` member streamed (zlib-compressed or not), labels in memory."""
+    require_npz(p, ".npz input")
     try:
         archive = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as err:

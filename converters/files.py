@@ -283,6 +283,17 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     return p
 
 
+def require_npz(path: str | os.PathLike, what: str) -> None:
+    """Refuse a file that is no .npz archive before numpy reads it: ``np.load`` takes any bytes
+    that are neither a zip archive nor a .npy array for a pickle, and its error advises unpickling."""
+    with open(path, "rb") as fh:
+        magic = fh.read(len(np.lib.format.MAGIC_PREFIX))
+    if magic == np.lib.format.MAGIC_PREFIX:
+        raise SilifDeployError(f"'{path}' is a single .npy array, not a {what}")
+    if not zipfile.is_zipfile(path):
+        raise SilifDeployError(f"'{path}' is not a {what}: it is no zip archive (numpy.savez writes one); check the file")
+
+
 def created_utc() -> str:
     """Now in UTC, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: the same inputs give the same bytes)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")

@@ -31,7 +31,7 @@ import numpy as np
 from silif_deploy import __version__
 from silif_deploy.converters.artifact import artifact_identity, read_artifact
 from silif_deploy.converters.datasets import InputSource
-from silif_deploy.converters.files import atomic_output, provenance, refuse_damaged, require_file, sha256_file
+from silif_deploy.converters.files import atomic_output, provenance, refuse_damaged, require_file, require_npz, sha256_file
 from silif_deploy.converters.input_checks import check_input_chunk, check_input_size
 from silif_deploy.converters.npz_stream import StreamedNpz
 from silif_deploy.deploy.batching import batches
@@ -282,11 +282,9 @@ def read_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 @refuse_damaged("golden .npz file")
 def _load_npz(p) -> dict[str, np.ndarray]:
+    require_npz(p, "golden .npz file")
     with open(p, "rb") as fh:  # closed even when numpy fails on a damaged file
-        z = np.load(fh, allow_pickle=False)
-        if not hasattr(z, "files"):
-            raise SilifDeployError(f"'{p}' is a single .npy array, not a golden .npz file")
-        with z:
+        with np.load(fh, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
 

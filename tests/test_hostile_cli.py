@@ -587,3 +587,15 @@ def test_hostile_command_exits_2_with_one_line(case: Case, ws, tmp_path, capfd, 
     assert snapshot(ws["ROOT"], tmp_path) == before, "a refused command wrote or changed a file"
     if os.environ.get("HOSTILE_SHOW"):
         print(f"\n{case.id}: {lines[0]}")
+
+
+def test_junk_npz_is_named_no_zip_archive(ws, tmp_path, capfd):
+    """numpy takes bytes that are neither zip nor .npy for a pickle and advises unpickling them; the
+    line says what the file is not instead."""
+    bad = tmp_path / "junk.npz"
+    bad.write_bytes(b"hello, not a numpy file")
+    for argv in (["simulate", str(ws["ART"]), "--input", str(bad), "--out", str(tmp_path / "o.h5")],
+                 ["verify", str(ws["ART"]), "--golden", str(bad)]):
+        assert main(argv) == 2
+        err = capfd.readouterr().err
+        assert "is no zip archive" in err and "pickle" not in err, err
