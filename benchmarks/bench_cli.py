@@ -15,7 +15,10 @@ size it prints, measured one after the other in this run:
   ``verify`` compare with it) over the same batches; the ratio CLI ÷ engine (target <= 1.3), in
   wall time and in CPU time (user + system, all threads): on a shared machine the wall times of
   two runs minutes apart see different loads, the CPU times much less;
-- peak RSS at the smallest and largest size (target: equal within 10 %);
+- peak RSS at the smallest and largest size (target: equal within 10 %), and how much the RSS
+  grew after the first quarter of each run (memory that grew with the samples read shows there;
+  the peak itself differs by up to a quarter between runs of the same command; a short run's first
+  quarter ends before its first batch has run, so only the largest size's growth is printed);
 - the simulator against the best float PyTorch eval of the same network (target >= 5x), and
   where the simulator's time goes (input encoding, each layer), against the arithmetic floor.
 
@@ -32,6 +35,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -87,21 +91,46 @@ def export(name: str, workdir: Path) -> Path:
 
 
 def run_cli(argv: list[str]) -> dict:
-    """Wall and CPU time, exit status and peak RSS (MiB) of one CLI process.
+    """Wall and CPU time, exit status and peak RSS (MiB) of one CLI process, and its RSS growth
+    after the first quarter of its run (``rss_growth``, a fraction of the RSS then).
 
     The peak comes from GNU time (``/usr/bin/time -f %M``): a child's ``ru_maxrss`` starts at the
-    RSS of the process that forked it, and time's is a few MB, this benchmark's hundreds."""
+    RSS of the process that forked it, and time's is a few MB, this benchmark's hundreds. The
+    growth comes from the CLI's ``VmRSS``, read every 0.2 s: the peak differs from run to run of the
+    same command by up to a quarter (six runs of SiLIF ``verify`` on 2,000 samples: 832–1,039 MiB,
+    set in the first seconds, by where the allocator's blocks land), but a run whose memory grew
+    with the samples it has read would show it here."""
     env = {**os.environ, "SILIF_DEPLOY_PROGRESS": "0"}
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         started = time.perf_counter()
-        proc = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss.name, str(CLI), *argv], capture_output=True,
-                              text=True, env=env)
+        proc = subprocess.Popen([TIME, "-f", "%M %U %S", "-o", rss.name, str(CLI), *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        trace: list[tuple[float, int]] = []
+        sampler = threading.Thread(target=_trace_rss, args=(proc, started, trace))
+        sampler.start()
+        stdout, stderr = proc.communicate()
         wall = time.perf_counter() - started
+        sampler.join()
         peak_kib, user, system = rss.read().split()[-3:]
     if proc.returncode not in (0, 1):  # verify exits 1 when the budget fails: random labels, still a full run
-        raise SystemExit(f"silif-deploy {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}")
+        raise SystemExit(f"silif-deploy {' '.join(argv)} failed ({proc.returncode}):\n{stderr}")
+    early = max((kib for t, kib in trace if t <= wall / 4), default=0)
+    late = max((kib for t, kib in trace if t > wall / 4), default=early)
     return {"wall_s": wall, "cpu_s": float(user) + float(system), "rss_mib": int(peak_kib) / 1024, "exit": proc.returncode,
-            "stdout_tail": proc.stdout.strip().splitlines()[-1:]}
+            "rss_growth": late / early - 1 if early else 0.0, "stdout_tail": stdout.strip().splitlines()[-1:]}
+
+
+def _trace_rss(proc: subprocess.Popen, started: float, trace: list[tuple[float, int]]) -> None:
+    """Append (seconds since ``started``, VmRSS KiB) of GNU time's child, the CLI, until it ends."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    while proc.poll() is None:
+        try:
+            pid = children.read_text().split()[0]
+            status = Path(f"/proc/{pid}/status").read_text()
+            trace.append((time.perf_counter() - started, int(status.split("VmRSS:")[1].split()[0])))
+        except (OSError, IndexError):  # not started yet, or already gone
+            pass
+        time.sleep(0.2)
 
 
 def engine_seconds(command: str, network, model, samples: int) -> tuple[float, float]:
@@ -257,7 +286,9 @@ def main() -> None:
             if len(command_sizes) > 1:
                 lo, hi = command_sizes[0], command_sizes[-1]
                 small, large = rows[f"{command}/{lo}"]["rss_mib"], rows[f"{command}/{hi}"]["rss_mib"]
-                print(f"  {command:9s} peak RSS {hi:,} vs {lo:,} samples: {100 * (large / small - 1):+.1f} %")
+                growth = rows[f"{command}/{hi}"]["rss_growth"]
+                print(f"  {command:9s} peak RSS {hi:,} vs {lo:,} samples: {100 * (large / small - 1):+.1f} %; "
+                      f"the {hi:,}-sample run's RSS after its first quarter: {100 * growth:+.1f} %")
         sim_rate = len(probe) / _best_time(lambda: simulate(network, probe, keep_spikes=False))
         best, label = float_best(model, probe)
         stages = breakdown(network, probe)
