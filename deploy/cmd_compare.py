@@ -244,14 +244,11 @@ def render_markdown(rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
 def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: Path) -> None:
     """PNG: accuracy (fixed point filled, float hollow) against total and dynamic energy per inference
     under the chosen profile, the fixed-point Pareto front dashed; without labels, a note instead."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    from silif_deploy.converters.files import atomic_output
+    from silif_deploy.deploy.plots import pyplot, save_png
     from silif_deploy.deploy.sweep_report import pareto_front
+
+    plt = pyplot()
+    from matplotlib import ticker
 
     profile = result["provenance"]["energy_profile"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
@@ -284,6 +281,4 @@ def write_pareto_plot(rows: list[dict[str, Any]], result: dict[str, Any], path: 
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7,
                title="filled: fixed point; hollow: float", title_fontsize=7)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, path)

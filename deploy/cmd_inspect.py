@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
         rows.append((name, layer.kind, str(layer.size), str(layer.synapse.fan_in), str(layer.synapse.num_weight_bits),
                      str(layer.synapse.weight_exp), f"{int(w.min())}…{int(w.max())}",
                      f"{np.count_nonzero(w):,}/{w.size:,}", str(layer.scale), "–" if threshold is None else str(threshold)))
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     _print_table(header, rows)
     print("lava-dl netx (lava.lib.dl.netx.hdf5.Network, layer i of the .netx.h5 file):")
     for i, (name, layer) in enumerate(zip(layer_names(len(network.hidden)), network.layers), start=1):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from silif_deploy.converters.files import atomic_output
+from silif_deploy.deploy.plots import pyplot, save_png
 from silif_deploy.hw_models.core_mapping import ChipMapping, layer_shapes, map_to_cores
 from silif_deploy.hw_models.energy import CAUSES, estimate_energy
 from silif_deploy.hw_models.energy_profile import DEFAULT_ENERGY_PROFILE, EnergyProfile, load_energy_profile
@@ -121,10 +121,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
 
 def write_energy_plot(report: Mapping[str, Any], path: str | os.PathLike) -> None:
     """PNG: energy per layer stacked by cause (plus static), and the totals next to the ANN-style dense cost."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     energy = report["energy"]
@@ -152,6 +149,4 @@ def write_energy_plot(report: Mapping[str, Any], path: str | os.PathLike) -> Non
     ax2.set_ylim(min(values) / 10, max(values) * 3)
     ax2.set_ylabel("µJ per inference")
     ax2.set_title("spiking vs ANN-style dense cost")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, path)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from silif_deploy.converters.files import atomic_output
+from silif_deploy.deploy.plots import pyplot, save_png
 from silif_deploy.deploy import energy_report
 
 if TYPE_CHECKING:
@@ -222,10 +223,7 @@ def print_summary(report: Mapping[str, Any]) -> None:
 def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.PathLike) -> None:
     """PNG summary: SOP and sparsity bars per layer, a spike raster per hidden layer (first sample),
     and fixed vs float readout traces of the first sample's three highest-scoring classes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     layers = report["layers"]
     hidden = [layer for layer in layers if layer["sparsity"] is not None]
@@ -284,6 +282,4 @@ def write_plot(report: Mapping[str, Any], trace: SampleTrace, path: str | os.Pat
     ax.set_title("decoder output per step, sample 0" if is_stage_report(report) else "readout membrane, sample 0")
     ax.legend(ncol=3, fontsize=8)
 
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from silif_deploy.converters.files import atomic_output
+from silif_deploy.deploy.plots import pyplot, save_png
 from silif_deploy.deploy.sweep import BIT_KEYS, SweepResult
 
 OUT_FILES = ("sweep.json", "sweep.md", "accuracy_energy.png", "accuracy_drop_bits.png")
@@ -117,19 +118,8 @@ def _built(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return models
 
 
-def _savefig(fig, path: str | os.PathLike) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-
-
 def plot_accuracy_energy(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for k, (model, built) in enumerate(_built(rows).items()):
@@ -150,14 +140,11 @@ def plot_accuracy_energy(rows: list[dict[str, Any]], path: str | os.PathLike) ->
     ax.set_ylabel("fixed-point accuracy (%)")
     ax.set_title("accuracy vs energy (line: Pareto front; dashed: float accuracy)")
     ax.legend(fontsize=8)
-    _savefig(fig, path)
+    save_png(fig, path)
 
 
 def plot_drop_bits(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(BIT_KEYS), figsize=(4 * len(BIT_KEYS), 4), constrained_layout=True, sharey=True)
     for ax, key in zip(axes, BIT_KEYS):
@@ -172,4 +159,4 @@ def plot_drop_bits(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     axes[0].set_ylabel("accuracy drop (pp, float − fixed)")
     axes[0].legend(fontsize=8)
     fig.suptitle("accuracy drop against each bit width (line: best configuration at that width)")
-    _savefig(fig, path)
+    save_png(fig, path)

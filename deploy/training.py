@@ -129,14 +129,15 @@ def evaluate(model, x: np.ndarray, labels: np.ndarray, batch_size: int = 256) ->
 
 
 class Recipe:
-    """One family's model, optimizer, step (a batch in, its loss out) and learning-rate schedule."""
+    """One family's model, optimizer, step (a batch in, its loss out) and learning-rate schedule,
+    built by a recipe function from a config whose ``lr`` :func:`train` has resolved (:func:`learning_rate`)."""
 
-    def __init__(self, model, optimizer, step, scheduler, on_validation: bool):
+    def __init__(self, model, optimizer, step, scheduler):
         self.model, self.optimizer, self.step, self.scheduler = model, optimizer, step, scheduler
-        self.on_validation = on_validation  # ReduceLROnPlateau steps on the validation accuracy
 
     def end_epoch(self, valid_acc: float) -> None:
-        if self.on_validation:
+        torch = import_torch()
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # steps on the validation accuracy
             self.scheduler.step(valid_acc)
         else:
             self.scheduler.step()
@@ -153,7 +154,7 @@ def silif_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> Recipe
         model_type=cfg.model_type, n_inputs=data.x.shape[2], hidden_sizes=[cfg.hidden] * cfg.layers,
         n_classes=n_classes, pdrop=cfg.pdrop, init_state=cfg.init_state, extra=extra,
     ))
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(cfg))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.factor, patience=cfg.patience, min_lr=1e-6
     )
@@ -167,7 +168,7 @@ def silif_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> Recipe
         optimizer.step()
         return float(loss.item())
 
-    return Recipe(model, optimizer, step, scheduler, on_validation=True)
+    return Recipe(model, optimizer, step, scheduler)
 
 
 def ssm_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> Recipe:
@@ -183,10 +184,9 @@ def ssm_recipe(cfg: TrainConfig, data: TrainingData, n_classes: int) -> Recipe:
         dropout=cfg.pdrop, ssm_lr=cfg.ssm_lr,
     )
     model = ssm.build_model(config)
-    optimizer = ssm.make_optimizer(model, lr=learning_rate(cfg), weight_decay=cfg.weight_decay)
+    optimizer = ssm.make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    return Recipe(model, optimizer, lambda xb, yb: ssm.train_step(model, optimizer, xb, yb), scheduler,
-                   on_validation=False)
+    return Recipe(model, optimizer, lambda xb, yb: ssm.train_step(model, optimizer, xb, yb), scheduler)
 
 
 def train(data_path: str | os.PathLike, out_path: str | os.PathLike, cfg: TrainConfig) -> TrainResult:

@@ -155,6 +155,27 @@ def sends_graded(stage: Stage) -> bool:
     return not isinstance(stage, Neurons) or KINDS[stage.kind].output == STATES
 
 
+def values_sent(stage: Stage, first: int) -> int:
+    """How many values a stage sends per step when its (first) source sends ``first``: a Dense its
+    fan-out, a neuron stage N (k·N when it sends its k states), a GLU half of what it reads, a
+    mean_linear its classes; an Add and the softmax sum as many as they read."""
+    if isinstance(stage, Dense):
+        return stage.synapse.fan_out
+    if isinstance(stage, Neurons):
+        n = neuron_count(stage, first)
+        return n * len(KINDS[stage.kind].states) if KINDS[stage.kind].output == STATES else n
+    if isinstance(stage, Glu):
+        return first // 2
+    if isinstance(stage, MeanLinear):
+        return int(np.shape(stage.weights)[0])
+    return first
+
+
+def shifted_bound(bound: int, exp: int) -> int:
+    """The largest |acc << exp| for |acc| ≤ bound (a right shift floors: −1 >> k is −1)."""
+    return bound << exp if exp >= 0 else -((-bound) >> -exp)
+
+
 def chain_stages(hidden: list[FixedLayer], readout: FixedLayer) -> list[Stage]:
     """Today's models as stages: (Dense, neurons) per hidden layer, the readout, its scores."""
     stages: list[Stage] = []
@@ -208,14 +229,14 @@ def graph_problem(stages: list[Stage], n_inputs: int) -> str | None:
             if source not in size:
                 return f"stage '{stage.name}' reads '{source}', which is no earlier stage"
         first = inputs_of(stage)[0]
-        out, d = size[first], delay[first]
+        d = delay[first]
         if isinstance(stage, Dense):
             syn = stage.synapse
             if syn.fan_in != size[first]:
                 return f"Dense '{stage.name}' takes {syn.fan_in} inputs but '{first}' sends {size[first]}"
             if syn.row_exp is not None and np.shape(syn.row_exp) != (syn.fan_out,):
                 return f"Dense '{stage.name}' has {np.size(syn.row_exp)} row exponents for {syn.fan_out} rows"
-            out, d = syn.fan_out, d + 1
+            d += 1
         elif isinstance(stage, Neurons):
             if stage.kind not in KINDS:
                 return f"neuron stage '{stage.name}' has the unknown kind '{stage.kind}'"
@@ -226,7 +247,6 @@ def graph_problem(stages: list[Stage], n_inputs: int) -> str | None:
             if n % size[first]:
                 return (f"neuron stage '{stage.name}' has {n} neurons, not a multiple of the {size[first]} "
                         f"values of '{first}' it reads")
-            out = n * len(KINDS[stage.kind].states) if KINDS[stage.kind].output == STATES else n
         elif isinstance(stage, Add):
             (a, b), lags = stage.sources, stage.lags
             if size[a] != size[b]:
@@ -244,10 +264,10 @@ def graph_problem(stages: list[Stage], n_inputs: int) -> str | None:
         elif isinstance(stage, Glu):
             if size[first] % 2:
                 return f"GLU '{stage.name}' reads {size[first]} values; it needs 2H (value half, gate half)"
-            out = size[first] // 2
-            if np.shape(stage.params.bias_a) != (out,) or np.shape(stage.params.bias_g) != (out,):
+            h = size[first] // 2
+            if np.shape(stage.params.bias_a) != (h,) or np.shape(stage.params.bias_g) != (h,):
                 return f"GLU '{stage.name}' has biases of shapes {np.shape(stage.params.bias_a)}, " \
-                       f"{np.shape(stage.params.bias_g)}; it needs ({out},) each"
+                       f"{np.shape(stage.params.bias_g)}; it needs ({h},) each"
         elif isinstance(stage, MeanLinear):
             if not graded[first]:
                 return f"mean_linear '{stage.name}' reads the spikes of '{first}'; it decodes graded values"
@@ -255,8 +275,7 @@ def graph_problem(stages: list[Stage], n_inputs: int) -> str | None:
                     np.shape(stage.bias) != (np.shape(stage.weights)[0],):
                 return (f"mean_linear '{stage.name}' has weights {np.shape(stage.weights)} and bias "
                         f"{np.shape(stage.bias)}; it needs (classes, {size[first]}) and (classes,)")
-            out = int(np.shape(stage.weights)[0])
-        size[stage.name], delay[stage.name], graded[stage.name] = out, d, sends_graded(stage)
+        size[stage.name], delay[stage.name], graded[stage.name] = values_sent(stage, size[first]), d, sends_graded(stage)
     if isinstance(stages[-1], SoftmaxSum):
         neurons = [s for s in stages if isinstance(s, Neurons)]
         if len(neurons) < 2:
@@ -349,6 +368,34 @@ class FixedPointNetwork:
     def _require_chain(self, what: str) -> None:
         if not self.is_chain:
             raise ValueError(f"'{what}' can be replaced on a chain network only; build the stages instead")
+
+    def sizes(self) -> dict[str, int]:
+        """How many values each stage sends per step (the input: its channels)."""
+        size = {INPUT: self.n_inputs}
+        for stage in self.stages:
+            size[stage.name] = values_sent(stage, size[inputs_of(stage)[0]])
+        return size
+
+    def value_bounds(self) -> dict[str, int]:
+        """The largest |value| each stage but the host's can send (spikes: 1), from the input's
+        payload width, the weights, and the declared widths of states, Adds and GLUs (the stages'
+        docstrings). Python ints: a bound may pass int64."""
+        bound = {INPUT: (1 << self.profile.input_message_bits) - 1}
+        for stage in self.stages:
+            if isinstance(stage, Dense):
+                syn = stage.synapse
+                x = bound[stage.source] if syn.graded else 1
+                acc = [int(a) * x for a in np.abs(syn.weights).sum(axis=1)]
+                bound[stage.name] = max((shifted_bound(a, int(e)) for a, e in zip(acc, syn.exponents)), default=0)
+            elif isinstance(stage, Neurons):
+                sends_states = KINDS[stage.kind].output == STATES
+                bound[stage.name] = (getattr(stage.params, "half", None) or 1 << 62) if sends_states else 1
+            elif isinstance(stage, Add):
+                a, b = stage.sources
+                bound[stage.name] = 1 << (stage.bits - 1) if stage.bits else bound[a] + bound[b]
+            elif isinstance(stage, Glu):
+                bound[stage.name] = stage.params.half
+        return bound
 
     def delays(self) -> dict[str, int]:
         """Steps from an input frame to each stage: one per Dense on the way (module docstring)."""

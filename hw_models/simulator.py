@@ -40,6 +40,7 @@ from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.graded_loops import dense_values, glu_values, neuron_values
 from silif_deploy.hw_models.network import (
     INPUT, Add, Dense, FixedLayer, FixedPointNetwork, Glu, MeanLinear, Neurons, graph_problem, layer_pairs, neuron_count,
+    sends_graded,
 )
 from silif_deploy.hw_models.neuron_kinds import KINDS, READOUT_KIND, STATES
 from silif_deploy.hw_models.neuron_loops import (
@@ -95,16 +96,13 @@ class _Plan(NamedTuple):
     graded: set[str]
 
 
-_UNBOUNDED = 1 << 62  # a value of a graded stage: the fused loop accumulates it in int64
-
 
 def _plan(network: FixedPointNetwork) -> _Plan:
     problem = graph_problem(network.stages, network.n_inputs)
     if problem is not None:
         raise SilifDeployError(f"the network's stages cannot run: {problem}")
-    delays = network.delays()
-    payload = {INPUT: (1 << network.profile.input_message_bits) - 1}  # the largest |value| each stage sends
-    sizes, graded = {INPUT: network.n_inputs}, {INPUT}
+    delays, sizes, bounds = network.delays(), network.sizes(), network.value_bounds()
+    graded = {INPUT} | {stage.name for stage in network.stages if sends_graded(stage)}
     dense = {st.name: st for st in network.stages if isinstance(st, Dense)}
     # a layer (a Dense and the neuron stage that is its only reader) runs fused when the neurons spike
     # and the Dense has one exponent (the fast path)
@@ -114,42 +112,29 @@ def _plan(network: FixedPointNetwork) -> _Plan:
     for stage in network.stages:
         name = stage.name
         if isinstance(stage, Neurons):
-            kind = KINDS[stage.kind]
-            r, n, start = len(layers), neuron_count(stage), delays[name]
+            r, start = len(layers), delays[name]
             if stage.source in fused:
                 d = dense[stage.source]
                 layer = FixedLayer(stage.kind, d.synapse, stage.params, stage.scale)
                 steps.append((name, ("layer", r, d.source, start)))
-                layers.append(PreparedLayer.of(layer, payload[d.source]))
+                layers.append(PreparedLayer.of(layer, bounds[d.source]))
             else:
-                steps.append((name, ("neurons", r, stage.source, start, sizes[stage.source], kind.output == STATES)))
+                steps.append((name, ("neurons", r, stage.source, start, sizes[stage.source], name in graded)))
                 layers.append(None)
             starts.append(start)
             kinds.append(stage.kind)
-            counts.append(n)
-            if kind.output == STATES:
-                payload[name], sizes[name] = _UNBOUNDED, n * len(kind.states)
-                graded.add(name)
-            else:
-                payload[name], sizes[name] = 1, n
-        elif isinstance(stage, Dense):
+            counts.append(neuron_count(stage))
+        elif isinstance(stage, Dense) and name not in fused:
             syn = stage.synapse
-            sizes[name], payload[name] = syn.fan_out, _UNBOUNDED
-            graded.add(name)
-            if name not in fused:
-                w_t = np.ascontiguousarray(syn.weights.T, dtype=np.int64)
-                steps.append((name, ("dense", stage.source, w_t, syn.exponents, bool(syn.graded))))
+            w_t = np.ascontiguousarray(syn.weights.T, dtype=np.int64)
+            steps.append((name, ("dense", stage.source, w_t, syn.exponents, bool(syn.graded))))
         elif isinstance(stage, Add):
             a, b = stage.sources
             half = 0 if stage.bits == 0 else 1 << (stage.bits - 1)
-            payload[name], sizes[name] = (payload[a] + payload[b]) if half == 0 else half, sizes[a]
             steps.append((name, ("add", a, b, *stage.lags, half, OVERFLOW_CODES[stage.overflow],
-                                 payload_type(min(payload[name], _UNBOUNDED).bit_length()))))
-            graded.add(name)
+                                 payload_type(bounds[name].bit_length()))))
         elif isinstance(stage, Glu):
-            sizes[name], payload[name] = sizes[stage.source] // 2, _UNBOUNDED
             steps.append((name, ("glu", stage.source, sizes[name], stage.params)))
-            graded.add(name)
     return _Plan(layers, steps, sizes, starts, kinds, counts, graded)
 
 

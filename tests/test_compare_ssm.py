@@ -12,7 +12,6 @@ wrong width is refused in one line before the calibration pass.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -60,11 +60,12 @@ def test_write_synth_netx(model: str, tmp_path) -> None:
     assert network.readout.synapse.weight_exp == 0 and np.all(network.readout.synapse.weights % 2 == 0)
 
 
-def _load_digits_scaled() -> np.ndarray:
+def _digits_test_split() -> np.ndarray:
+    """The test split of the sequences the fixture checkpoints were trained on (their maker's)."""
     pytest.importorskip("sklearn")
-    from sklearn.datasets import load_digits
+    from fixtures.make_spiking_ssm_digits import digits
 
-    return (load_digits().images.reshape(-1, 64, 1) / 16.0).astype(np.float32)
+    return digits()[2]
 
 
 def _shipped_test_split(name: str):
@@ -72,8 +73,8 @@ def _shipped_test_split(name: str):
 
 
 SSM_CHECKPOINTS = {
-    "spiking_ssm_digits": ("tests/fixtures/spiking_ssm_digits.pt", _load_digits_scaled),
-    "binary_s4d_digits": ("tests/fixtures/binary_s4d_digits.pt", _load_digits_scaled),
+    "spiking_ssm_digits": ("tests/fixtures/spiking_ssm_digits.pt", _digits_test_split),
+    "binary_s4d_digits": ("tests/fixtures/binary_s4d_digits.pt", _digits_test_split),
     "synth_spiking_ssm": ("examples/trained/synth_digits_spiking_ssm_2x72n16.pt", _shipped_test_split("synth_digits")),
     "synth_binary_s4d": ("examples/trained/synth_digits_binary_s4d_2x72n16.pt", _shipped_test_split("synth_digits")),
     "seq_spiking_ssm": ("examples/trained/seq_digits_spiking_ssm_2x32n32.pt", _shipped_test_split("seq_digits")),

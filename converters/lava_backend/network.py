@@ -9,8 +9,9 @@ Each stage maps to one process, in the stages' order, reading its sources' outpu
   ``weight_exp``/``num_weight_bits``, ``num_message_bits`` 24 where graded) wherever it computes
   the stage exactly: weights of at most 8 bits, one exponent for all rows, and a worst-case
   accumulation and output inside int32 (Lava multiplies an int32 payload in int32, and its
-  ``a_out`` channel is int32), from :func:`value_bounds`. Elsewhere (per-row exponents, wider
-  weights, a readout over 24-bit S4D states) our :class:`~.processes.GradedDense`, in int64.
+  ``a_out`` channel is int32), from the network's ``value_bounds()``. Elsewhere (per-row
+  exponents, wider weights, a readout over 24-bit S4D states) our :class:`~.processes.GradedDense`,
+  in int64.
 - **Neurons** (every kind but the softmax readout): our :class:`~.processes.FixedPointNeurons`,
   calling the kind's hw_models kernel, starting at Lava step d + 1 (d: the stage's delay; l + 2
   in a chain), reading a Dense of its size or graded values directly (an S4D channel fanning out
@@ -56,6 +57,7 @@ from silif_deploy.hw_models.dense import DenseSynapse
 from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
 from silif_deploy.hw_models.network import (
     INPUT, Add, Dense as DenseStage, FixedPointNetwork, Glu, MeanLinear, Neurons, SoftmaxSum, layer_pairs, neuron_count,
+    shifted_bound,
 )
 from silif_deploy.hw_models.neuron_kinds import KINDS, STATES, NeuronState, step
 
@@ -99,12 +101,24 @@ class LavaNetwork:
         return iter((self.input, self.readout, self.processes))
 
 
+def softmax_readout(network: FixedPointNetwork) -> Neurons | None:
+    """The readout that Lava runs as its own LIF behind its own Dense: the neuron stage a softmax
+    sum reads (None for a network that ends in a mean_linear decoder)."""
+    return network.neuron_stages[-1] if isinstance(network.stages[-1], SoftmaxSum) else None
+
+
+def hidden_stages(network: FixedPointNetwork) -> list[Neurons]:
+    """The neuron stages Lava runs as our processes, in run order: all but the softmax readout."""
+    readout = softmax_readout(network)
+    return [stage for stage in network.neuron_stages if stage is not readout]
+
+
 def check_lava_compatible(network: FixedPointNetwork) -> None:
     """Refuse what the Lava mapping cannot express, with what to do instead. Every stage has a
     process; what remains is the softmax readout, which is Lava's own LIF behind Lava's own Dense."""
-    if not isinstance(network.stages[-1], SoftmaxSum):
+    readout = softmax_readout(network)
+    if readout is None:
         return
-    readout = network.neuron_stages[-1]
     if readout.name not in {neurons.name for _, neurons in layer_pairs(network.stages)}:
         raise SilifDeployError(
             f"the readout '{readout.name}' reads '{readout.source}' directly, but Lava's LIF readout reads a "
@@ -126,32 +140,6 @@ def check_lava_compatible(network: FixedPointNetwork) -> None:
         )
 
 
-def _shifted_bound(bound: int, exp: int) -> int:
-    """The largest |acc << exp| for |acc| ≤ bound (a right shift floors: −1 >> k is −1)."""
-    return bound << exp if exp >= 0 else -((-bound) >> -exp)
-
-
-def value_bounds(network: FixedPointNetwork) -> dict[str, int]:
-    """The largest |value| each stage can send (spikes: 1), from the payload width, the weights,
-    and the declared widths of states, Adds and GLUs (the stages' docstrings)."""
-    bound = {INPUT: (1 << network.profile.input_message_bits) - 1}
-    for stage in network.stages:
-        if isinstance(stage, DenseStage):
-            syn = stage.synapse
-            x = bound[stage.source] if syn.graded else 1  # Python ints: the bounds may pass int64
-            acc = [int(a) * x for a in np.abs(syn.weights).sum(axis=1)]
-            bound[stage.name] = max((_shifted_bound(a, int(e)) for a, e in zip(acc, syn.exponents)), default=0)
-        elif isinstance(stage, Neurons):
-            sends_states = KINDS[stage.kind].output == STATES
-            bound[stage.name] = (getattr(stage.params, "half", None) or 1 << 62) if sends_states else 1
-        elif isinstance(stage, Add):
-            a, b = stage.sources
-            bound[stage.name] = 1 << (stage.bits - 1) if stage.bits else bound[a] + bound[b]
-        elif isinstance(stage, Glu):
-            bound[stage.name] = stage.params.half
-    return bound
-
-
 def lava_dense_is_exact(syn: DenseSynapse, rows: slice | np.ndarray, input_bound: int) -> bool:
     """Whether Lava's own Dense computes these rows of ``syn`` exactly on values up to ±``input_bound``:
     weights it keeps as they are, one exponent, and the worst case inside int32 before and after the shift."""
@@ -159,7 +147,7 @@ def lava_dense_is_exact(syn: DenseSynapse, rows: slice | np.ndarray, input_bound
     if syn.num_weight_bits > LAVA_MAX_WEIGHT_BITS or len(np.unique(exps)) > 1:
         return False
     acc = int(np.abs(syn.weights[rows]).sum(axis=1).max(initial=0)) * (input_bound if syn.graded else 1)
-    return acc <= INT32_MAX and (len(exps) == 0 or _shifted_bound(acc, int(exps[0])) <= INT32_MAX)
+    return acc <= INT32_MAX and (len(exps) == 0 or shifted_bound(acc, int(exps[0])) <= INT32_MAX)
 
 
 def _dense(syn: DenseSynapse, rows: slice | np.ndarray, input_bound: int) -> AbstractProcess:
@@ -203,9 +191,8 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
         if name in ports:
             ports[name].connect(in_port)
 
-    delays, bounds = network.delays(), value_bounds(network)
-    softmax = isinstance(network.stages[-1], SoftmaxSum)
-    readout_stage = network.neuron_stages[-1] if softmax else None
+    delays, sizes, bounds = network.delays(), network.sizes(), network.value_bounds()
+    readout_stage = softmax_readout(network)
     first_dense, decoder = None, None
     for stage in network.stages:
         if stage is readout_stage or isinstance(stage, SoftmaxSum) or \
@@ -217,8 +204,7 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
             ports[stage.name] = process.a_out
             first_dense = first_dense or process
         elif isinstance(stage, Neurons):
-            n_src = _size(network, stage.source)
-            n = neuron_count(stage, n_src)
+            n_src, n = sizes[stage.source], neuron_count(stage, sizes[stage.source])
             _warm_up(stage.kind, stage.params, n)
             neurons = FixedPointNeurons(shape=(n,), kind=stage.kind, params=stage.params, start_step=delays[stage.name] + 1,
                                         n_src=n_src, n_record=n_steps if record_states else 0)
@@ -234,18 +220,18 @@ def to_lava(network: FixedPointNetwork, x_int: np.ndarray | None = None, n_steps
             process = neurons
         elif isinstance(stage, Add):
             warm_up_graded(None)
-            process = AddValues(shape=(_size(network, stage.name),), half=1 << (stage.bits - 1) if stage.bits else 0,
+            process = AddValues(shape=(sizes[stage.name],), half=1 << (stage.bits - 1) if stage.bits else 0,
                                 mode=OVERFLOW_CODES[stage.overflow], lags=tuple(stage.lags))
             connect(stage.sources[0], process.a_in)
             connect(stage.sources[1], process.b_in)
             ports[stage.name] = process.s_out
         elif isinstance(stage, Glu):
             warm_up_graded(stage.params)
-            process = GluValues(shape=(_size(network, stage.name),), params=stage.params)
+            process = GluValues(shape=(sizes[stage.name],), params=stage.params)
             connect(stage.source, process.a_in)
             ports[stage.name] = process.s_out
         elif isinstance(stage, MeanLinear):
-            process = decoder = ValueRecorder(shape=(_size(network, stage.source),), n_steps=n_steps)
+            process = decoder = ValueRecorder(shape=(sizes[stage.source],), n_steps=n_steps)
             connect(stage.source, process.a_in)
         processes.append(process)
     readout = [] if readout_stage is None else _readout_groups(network, readout_stage, ports, bounds, delays, n_steps)
@@ -277,22 +263,6 @@ def _readout_groups(network: FixedPointNetwork, stage: Neurons, ports: dict, bou
         dense.a_out.connect(lif.a_in)
         groups.append(ReadoutGroup(classes, dense, lif, monitor))
     return groups
-
-
-def _size(network: FixedPointNetwork, name: str) -> int:
-    """How many values stage ``name`` sends (an Add: as many as its first source; a GLU: half its
-    source's; a neuron stage: N, or k·N states)."""
-    if name == INPUT:
-        return network.n_inputs
-    stage = network.stage(name)
-    if isinstance(stage, Add):
-        return _size(network, stage.sources[0])
-    if isinstance(stage, Glu):
-        return _size(network, stage.source) // 2
-    if isinstance(stage, DenseStage):
-        return stage.synapse.fan_out
-    n = neuron_count(stage, _size(network, stage.source))
-    return n * len(KINDS[stage.kind].states) if KINDS[stage.kind].output == STATES else n
 
 
 def _warm_up(kind: str, params, size: int) -> None:

@@ -20,13 +20,13 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from tqdm import tqdm
 
-from silif_deploy.converters.lava_backend.network import LavaNetwork, to_lava
+from silif_deploy.converters.lava_backend.network import LavaNetwork, hidden_stages, to_lava
 from silif_deploy.converters.lava_backend.processes import (
     AddValues, FixedPointNeurons, GluValues, GradedDense, PyAddValuesModel, PyFixedPointNeuronsModel, PyGluValuesModel,
     PyGradedDenseModel, PySpikeRecorderModel, PyValueRecorderModel, SpikeRecorder, ValueRecorder, unpack_spikes,
 )
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.network import FixedPointNetwork, MeanLinear, Neurons, neuron_count
+from silif_deploy.hw_models.network import FixedPointNetwork, MeanLinear, neuron_count
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.run_result import RunResult
 from silif_deploy.hw_models.simulator import mean_linear, softmax_sum
@@ -47,12 +47,6 @@ class SampleRun:
     traces: dict[str, np.ndarray] = field(default_factory=dict)  # "<state>_<l>" (n_steps, N), graphs only
     decoded: np.ndarray | None = None        # (n_steps, H) int64: the values a host decoder reads
     seconds: dict[str, float] = field(default_factory=dict)  # build, compile (first step), run, read
-
-
-def hidden_stages(network: FixedPointNetwork) -> list[Neurons]:
-    """The neuron stages Lava runs as our processes: all but a softmax readout, in run order."""
-    stages = network.neuron_stages
-    return stages if isinstance(network.stages[-1], MeanLinear) else stages[:-1]
 
 
 @contextmanager
@@ -135,6 +129,7 @@ def _alive(process: multiprocessing.Process) -> bool:
 
 def _read(network: FixedPointNetwork, lava: LavaNetwork, final_states: bool) -> SampleRun:
     spikes, states, traces = [], {}, {}
+    chain = network.is_chain  # a graph's hidden stages record their states after every step
     for l, (stage, recorder, neurons) in enumerate(zip(hidden_stages(network), lava.recorders, lava.hidden)):
         n, names = neuron_count(stage, 0), KINDS[stage.kind].states
         spikes.append(np.zeros((lava.n_steps, n), np.uint8) if recorder is None
@@ -142,7 +137,7 @@ def _read(network: FixedPointNetwork, lava: LavaNetwork, final_states: bool) -> 
         if final_states:
             x = np.asarray(neurons.x.get()).astype(np.int64).reshape(-1, n)
             states.update({f"{name}_{l}": row for name, row in zip(names, x)})
-            if not network.is_chain:
+            if not chain:
                 trace = np.asarray(neurons.trace.get()).astype(np.int64).reshape(lava.n_steps, len(names), n)
                 traces.update({f"{name}_{l}": trace[:, j] for j, name in enumerate(names)})
     v = None
