@@ -221,7 +221,7 @@ def build_model(state: Mapping[str, Any], config: Mapping[str, Any], source: str
 
 def load_model(
     path: str | os.PathLike, model_type: str | None = None, init_state: str = "zeros",
-    neuron: str | None = None, prenorm: bool | None = None, target: str | None = None,
+    neuron: str | None = None, prenorm: bool | None = None, target: str | None = None, deploy: bool = False,
 ):
     """Load a checkpoint as an eval-mode model (dropout off): a :class:`SpikingNetwork`, or a
     :class:`~silif_deploy.converters.families.spiking_ssm.SpikingSSMNet`.
@@ -233,7 +233,9 @@ def load_model(
     from their keys by the one hook :func:`~silif_deploy.converters.families.spiking_ssm.detect_checkpoint`;
     for them ``neuron`` is ``lif`` (default: the exact LIF, what export deploys) or ``sdn`` (the authors'
     training neuron), ``prenorm`` says where the norms act when the file does not (the authors' flat
-    layout), and ``target`` names a hardware target, which refuses bidirectional models.
+    layout), and ``target`` names a hardware target, which refuses bidirectional models; ``deploy``
+    reads a SpikingSSM network with the exact LIF unless ``neuron`` says otherwise (what export
+    deploys; the model's ``trained_neuron`` tells what it trained through).
     """
     p, obj = load_weights(path)
     from silif_deploy.converters.families import spiking_ssm
@@ -241,7 +243,7 @@ def load_model(
     found = spiking_ssm.detect_checkpoint(obj)
     if found is not None:
         model = spiking_ssm.model_from_checkpoint(found, f"'{path}'", neuron=neuron, prenorm=prenorm,
-                                                  target=target, model_type=model_type)
+                                                  target=target, model_type=model_type, deploy=deploy)
         model.source_sha256 = sha256_file(path)
         return model
     if neuron is not None or prenorm is not None:

@@ -64,14 +64,14 @@ def load_float_model(
     ``deployed_by`` (implied by ``for_fixed_point``): the command writes a deployment format; a
     checkpoint trained through the SDN is then read with the exact LIF, which is what is deployed
     (the authors' own deployment), unless ``neuron`` asks otherwise."""
-    model = _load_float_model(path, model_type, init_state, neuron, prenorm)
     deployed_by = deployed_by or for_fixed_point
-    if deployed_by is not None and neuron is None and is_spiking_ssm(model) and model.config.neuron == "sdn":
+    deploy = deployed_by is not None and neuron is None
+    model = _load_float_model(path, model_type, init_state, neuron, prenorm, deploy)
+    if deploy and getattr(model, "trained_neuron", None) == "sdn":
         import sys
 
         print(f"note: '{path}' was trained through the SDN surrogate; {deployed_by} deploys the exact LIF "
               "(its float side: --neuron lif)", file=sys.stderr)
-        model = _load_float_model(path, model_type, init_state, "lif", prenorm)
     if for_fixed_point is not None and is_spiking_ssm(model):
         from silif_deploy.converters.families.spiking_ssm import require_fixed_point
 
@@ -87,13 +87,14 @@ UNCALIBRATED_COMMANDS = ("sweep",)
 """Commands that quantize checkpoints weights-only (no calibration pass): SpikingSSM models need one."""
 
 
-def _load_float_model(path, model_type, init_state, neuron, prenorm):
+def _load_float_model(path, model_type, init_state, neuron, prenorm, deploy):
     require_file(path, "model")
     kind = source_kind(path)
     if kind == "checkpoint":
         from silif_deploy.converters.checkpoint import load_model
 
-        return load_model(path, model_type=model_type, init_state=init_state, neuron=neuron, prenorm=prenorm)
+        return load_model(path, model_type=model_type, init_state=init_state, neuron=neuron, prenorm=prenorm,
+                          deploy=deploy)
     if neuron not in (None, "lif") or prenorm is not None:
         raise SilifDeployError(f"'{path}': --neuron and --norm-placement choose how a SpikingSSM checkpoint is read; "
                                "a NIR file or an artifact already says it (its neuron is the exact LIF)")

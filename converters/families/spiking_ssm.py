@@ -735,19 +735,22 @@ def detect_checkpoint(obj: Any) -> SpikingSSMCheckpoint | None:
 
 def model_from_checkpoint(
     found: SpikingSSMCheckpoint, source: str, neuron: Neuron | None = None, prenorm: bool | None = None,
-    target: str | None = None, model_type: str | None = None,
+    target: str | None = None, model_type: str | None = None, deploy: bool = False,
 ) -> SpikingSSMNet:
     """The eval-mode model of a detected checkpoint. ``neuron`` None: the recorded one (ours), else
-    ``lif``; ``prenorm`` None: the recorded one (ours, or Lightning's ``hyper_parameters``);
-    ``target``: a hardware target, which refuses bidirectional models; ``model_type``, when given,
-    must be the family found."""
+    ``lif``, and ``lif`` with ``deploy`` (what a deployment format holds, whatever the network
+    trained through); ``prenorm`` None: the recorded one (ours, or Lightning's
+    ``hyper_parameters``); ``target``: a hardware target, which refuses bidirectional models;
+    ``model_type``, when given, must be the family found. The model's ``trained_neuron`` is the
+    recorded neuron."""
     saved = found.saved or {}
+    recorded_neuron = saved.get("neuron", "lif")
     hyper_model = (found.hyper or {}).get("model")
     recorded = saved.get("prenorm", hyper_model.get("prenorm") if isinstance(hyper_model, Mapping) else None)
     try:
         if prenorm is not None and isinstance(recorded, bool) and prenorm != recorded:
             raise SilifDeployError(f"it records prenorm={recorded}; drop the norm placement option")
-        config = infer_config(found.state, neuron=neuron or saved.get("neuron", "lif"),
+        config = infer_config(found.state, neuron=neuron or ("lif" if deploy else recorded_neuron),
                               prenorm=saved.get("prenorm", prenorm), hyper=found.hyper)
         if saved:  # what the tensors do not say (training settings, the norm kind) comes from the record
             trained = SpikingSSMConfig.from_dict({**saved, "neuron": config.neuron})
@@ -758,7 +761,9 @@ def model_from_checkpoint(
             require_streamable(config, target)
     except SilifDeployError as err:
         raise SilifDeployError(f"{source}: {err}") from None
-    return model_from_state(found.state, config)
+    model = model_from_state(found.state, config)
+    model.trained_neuron = recorded_neuron
+    return model
 
 
 def peek_config(found: SpikingSSMCheckpoint) -> SpikingSSMConfig:
