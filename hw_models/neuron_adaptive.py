@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from silif_deploy.hw_models.fixed_point import as_state, overflow, tz_mul
+from silif_deploy.hw_models.fixed_point import as_state, overflow, shift_left, tz_mul
 
 
 class AdaptiveParams(NamedTuple):
@@ -60,9 +60,9 @@ def adaptive_neuron(a_in, x, s, p, n):
     u, w = x[0, n], x[1, n]
     spiked = -s  # s is 0 or 1: c·s is c & −s, a mask instead of a 64-bit multiply (emulated in AVX2)
     w_new = tz_mul(p.beta[n], w, f) + tz_mul(p.a[n], u, f) + (p.b_spike[n] & spiked)
-    w_new, ow = overflow(w_new, p.w_mode, p.half)
-    drive = (a_in << p.input_shift) + p.bias[n] - w_new
+    w_new, ow = overflow(as_state(w_new, x), p.w_mode, p.half)
+    drive = as_state(shift_left(a_in, p.input_shift) + p.bias[n] - w_new, x)
     u_new = tz_mul(p.alpha[n], as_state(u - (p.threshold & spiked), x), f) + tz_mul(p.gain[n], drive, f)
-    u_new, ou = overflow(u_new, p.u_mode, p.half)
+    u_new, ou = overflow(as_state(u_new, x), p.u_mode, p.half)
     x[0, n], x[1, n] = u_new, w_new
     return (1 if u_new > p.threshold else 0), ow + ou

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from silif_deploy.hw_models import neuron_adaptive, neuron_resonate, neuron_s4d
+from silif_deploy.hw_models.fixed_point import wide
 from silif_deploy.hw_models.neuron_adaptive import AdaptiveParams, adaptive_neuron
 from silif_deploy.hw_models.neuron_cuba import CubaParams, cuba_neuron
 from silif_deploy.hw_models.neuron_resonate import ResonateParams, resonate_neuron
@@ -44,8 +45,13 @@ class NeuronKind:
     ``fixed``, (field, the value the kind fixes, why). ``output``: what the layer sends,
     :data:`SPIKES` (0/1 per neuron) or :data:`STATES` (its k states as k·N graded values, state j
     of neuron n being value j·N + n; the kernel's spike is then 0). ``bounded``: every state the
-    kernel writes has passed an overflow rule of the record's ``half`` (it lies within ±half), so
-    the simulator may hold the states in int32 where half ≤ 2^30.
+    kernel writes has passed an overflow rule of the record's ``half`` (it lies within ±half).
+    ``span`` (0: none declared): every value the kernel computes, the overflow rules' inner sums
+    included, lies within ±span·M, where M is the largest of ``half``, |``threshold``|, the largest
+    |``bias``| and |``state_valued``| fields, and the largest |A_t| = |a_t << ``input_shift``|, given that its ``coefficients`` are
+    k/2^``frac_bits`` with |k| ≤ 2^``frac_bits`` and its first ``tz_mul`` operand is one. With it,
+    a bounded kind's layers run in int32 arithmetic where span·M + 2^F < 2^31 (F ≤ 15), step by step
+    (:mod:`.neuron_loops`).
     """
 
     name: str
@@ -60,6 +66,7 @@ class NeuronKind:
     fixed: tuple[tuple[str, int, str], ...] = ()
     output: str = SPIKES
     bounded: bool = False
+    span: int = 0
 
 
 KINDS: dict[str, NeuronKind] = {}
@@ -76,15 +83,19 @@ def register(kind: NeuronKind) -> NeuronKind:
 
 
 def _adaptive(name: str, buffers: int) -> NeuronKind:
+    # span 6 (AdaptiveParams): w_t before its rule ≤ 3M (|tz(c·v)| ≤ |v| for |c| ≤ 1), its rule's
+    # inner sum ≤ 4M; the drive A + bias − w ≤ 3M; u_t before its rule ≤ 2M + 3M, inner sum ≤ 6M
     return NeuronKind(name, AdaptiveParams, adaptive_neuron, ("u", "w"), buffers, neuron_adaptive.DIAGNOSTICS,
                       ("alpha", "gain", "beta", "a"), ("b_spike",), (("u_mode", "membrane"), ("w_mode", "adaptation")),
-                      bounded=True)
+                      bounded=True, span=6)
 
 
 def _resonate(name: str, reset_first: int) -> NeuronKind:
+    # span 7 (ResonateParams): the drive ≤ 2M, r = p − θ·s ≤ 2M, the rotation ≤ 3M; p_t before its
+    # rule ≤ 3M + 2M + M, inner sum ≤ 7M
     return NeuronKind(name, ResonateParams, resonate_neuron, ("p", "q"), 2, neuron_resonate.DIAGNOSTICS,
                       ("lam_re", "lam_im", "gain"), (), (("mode", "membrane"),),
-                      (("reset_first", reset_first, f"{name}'s reset order"),), bounded=True)
+                      (("reset_first", reset_first, f"{name}'s reset order"),), bounded=True, span=7)
 
 
 READOUT_KIND = "cuba"
@@ -138,5 +149,6 @@ def step(kind: str, a: np.ndarray, state: NeuronState, params: NamedTuple) -> tu
     ``a`` is the Dense output for this step; the update rule is the kind's kernel docstring.
     """
     x = np.array(state.states, np.int64, order="C", copy=True)  # the kernel writes the new states here
-    s, _ = _step_arrays(KINDS[kind].kernel)(np.ascontiguousarray(a, np.int64), x, np.ascontiguousarray(state.s, np.int64), params)
+    s, _ = _step_arrays(KINDS[kind].kernel)(np.ascontiguousarray(a, np.int64), x, np.ascontiguousarray(state.s, np.int64),
+                                            wide(params))
     return s, NeuronState(x, s)

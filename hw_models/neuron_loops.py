@@ -25,14 +25,19 @@ Why this is exact:
   A step of a spike layer with at most ``narrow_rows`` = (2^15 − 1) // max|weight| spikes has every
   sum within int16, and is accumulated in int16 (twice the lanes again), then widened.
 - The sum is shifted by the weight exponent once per step after summation (floor for negative
-  exponents), as Lava does, and widened to int64 first: the shift may leave int32.
-- The neuron update is the kind's single kernel, inlined. Its arithmetic is int64 (numba widens
-  every integer operand to 64 bits), but where the values fit, the loop *holds* them narrower:
-  the states in int32 when the kind is ``bounded`` and its ``half`` ≤ 2^30 (every state written
-  has passed the overflow rule), and every per-neuron parameter array in int32 when its values
-  fit (checked per layer). A product of two sign-extended int32 values is one native AVX2
-  multiply (``vpmuldq``) where a full int64 product is emulated with three, and the state and
-  parameter rows take half the cache. Storing, loading and widening cannot change a value that fits.
+  exponents), as Lava does: in int64 (the shift may leave int32), or in int32 in a chunk whose
+  bound (below) keeps the shifted sum inside it.
+- The neuron update is the kind's single kernel, inlined, and its integer rules
+  (:mod:`.fixed_point`) take the width of their operands. Where the kind declares a ``span`` and
+  the layer's record keeps span·M within int32 (``_int32_acc_limit``: the half-range, threshold,
+  biases and state-valued fields, and the largest input a_t << input_shift), a chunk of samples
+  whose Dense sums are all within that bound (its largest payload times the largest row sum of
+  |w|: ``PreparedLayer.narrow_for``) runs with the states, spikes and record (arrays and numbers)
+  held in int32 and the int32 forms of the rules: 8 AVX2 lanes instead of 4, a native arithmetic
+  shift, minimum and multiply (a SiLIF layer's neuron updates take about half the time). Another
+  chunk runs in int64. The width changes no value: every value fits both, and the rules compute
+  the same integers in both (``tests/test_int32_arithmetic.py``). Each width is a compiled loop of
+  its own, compiled when a chunk first needs it.
 - Input payloads are ``FixedPointNetwork.quantize_input`` evaluated per value in the same float64
   operations (round half to even, clip), so the lists hold exactly the values the source sends.
 """
@@ -52,7 +57,7 @@ from numba.extending import overload
 
 from silif_deploy.errors import SilifDeployError
 from silif_deploy.hw_models import fixed_point, glu
-from silif_deploy.hw_models.fixed_point import overflow, shift_left
+from silif_deploy.hw_models.fixed_point import as_state, overflow, shift_left, wide
 from silif_deploy.hw_models.neuron_kinds import KINDS
 
 _INT32_LIMIT = 1 << 31
@@ -293,16 +298,18 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, narro
     for b in range(n_batch):
         acc = np.zeros(n_out, acc_type.dtype)  # the Dense accumulation of the previous step
         acc16 = np.zeros(n_out, np.int16)
-        x = np.zeros((k, n_out), state_type.dtype)
-        s = np.zeros(n_out, np.int64)
+        x = np.zeros((k, n_out), state_type.dtype)  # int32 where the chunk's values are proven to fit
+        s = np.zeros(n_out, np.int32)
         events = 0
         for t in range(n_steps):
             n_spikes = 0
             if t >= start:  # the layer idles (zero state, no spikes) until its first input can arrive
+                step_events = as_state(0, x)  # counted in the states' width: an int64 sum would halve the lanes
                 for n in range(n_out):  # no branch and no early exit: this loop vectorizes
-                    a_in = shift_left(np.int64(acc[n]), weight_exp)
+                    a_in = shift_left(as_state(acc[n], x), weight_exp)
                     s[n], ov = neuron_update(a_in, x, s[n], params, n)
-                    events += ov
+                    step_events = as_state(step_events + ov, x)
+                events += step_events
                 for n in range(n_out):  # the spikes as the next layer's event list, branch-free
                     out_index[b, t, n_spikes] = n
                     n_spikes += s[n]
@@ -326,25 +333,20 @@ def _run_layer(pre_index, pre_count, pre_value, w_t, weight_exp, acc_type, narro
         overflow_events[b0 + b] = events
 
 
-def _narrow(a: np.ndarray) -> np.ndarray:
-    """``a`` as int32 where every value fits (as the loop holds it), else as it is."""
-    if a.size and np.abs(a).max() < _INT32_LIMIT:
-        return np.ascontiguousarray(a, np.int32)
-    return a
-
-
 class PreparedLayer(NamedTuple):
     """A layer with its weights transposed to (fan_in, fan_out) in the narrowest exact type, its
-    accumulator and state types, and its parameter record with its arrays held narrow where they fit
-    (see the module docstring)."""
+    accumulator type, its parameter record in int64 and, where the kind's span allows, in int32
+    with the largest Dense sum under which a chunk runs in int32 arithmetic (module docstring)."""
 
     layer: object  # FixedLayer
     w_t: np.ndarray  # the weights over 2^k, transposed
     weight_exp: int  # the synapse's weight exponent + k
     acc_type: np.ndarray  # a zero of the accumulator's type: numba reads the type from it
     narrow_rows: int  # up to this many spikes in a step, their sums fit in int16
-    state_type: np.ndarray  # likewise for the states
-    params: NamedTuple
+    row_sum: int  # the largest Σ_i |w_t[i, n]|: a Dense sum's bound per unit of payload
+    acc_limit: int  # a chunk whose Dense sums are all within ±acc_limit runs in int32 (−1: none does)
+    params: NamedTuple  # int64 arrays
+    narrow_params: NamedTuple | None  # int32 arrays and numbers, where acc_limit ≥ 0
 
     @classmethod
     def of(cls, layer, max_payload: int) -> "PreparedLayer":
@@ -355,13 +357,52 @@ class PreparedLayer(NamedTuple):
         w_type = np.int8 if max_w < (1 << 7) else np.int16 if max_w < (1 << 15) else np.int32
         payload = max_payload if syn.graded else 1
         acc_type = np.int32 if syn.fan_in * max_w * payload < _INT32_LIMIT else np.int64
-        p = layer.params
-        # the kernels hold a state minus the threshold in the states' type too (fixed_point.as_state)
-        narrow_states = KINDS[layer.kind].bounded and p.half <= (1 << 30) and abs(getattr(p, "threshold", 0)) < p.half
-        params = type(p)(*(_narrow(v) if isinstance(v, np.ndarray) else v for v in p))
         narrow_rows = (_INT16_LIMIT - 1) // max(max_w, 1) if w_type != np.int32 and not syn.graded else 0
+        p = layer.params
+        acc_limit = _int32_acc_limit(KINDS[layer.kind], p, syn.weight_exp + k)
+        narrow = None
+        if acc_limit >= 0:  # the record's arrays and numbers in int32 too: every operand of the rules narrow
+            narrow = type(p)(*(np.asarray(v, np.int32) if isinstance(v, np.ndarray) else np.int32(v) for v in p))
         return cls(layer, np.ascontiguousarray(weights.T, dtype=w_type), syn.weight_exp + k, np.zeros(1, acc_type),
-                   narrow_rows, np.zeros(1, np.int32 if narrow_states else np.int64), params)
+                   narrow_rows, int(np.abs(weights).sum(axis=1).max(initial=0)), acc_limit, wide(p), narrow)
+
+    def narrow_for(self, pre: "Events") -> bool:
+        """Whether every Dense sum of this input chunk lies within ±``acc_limit`` (its largest
+        payload times ``row_sum``): the chunk then runs in int32 arithmetic."""
+        if self.acc_limit < 0:
+            return False
+        graded = self.layer.synapse.graded and pre.value is not None  # else every event counts 1
+        peak = _peak_value(pre.value, pre.count) if graded else 1
+        return self.row_sum * peak <= self.acc_limit
+
+
+@njit(cache=True, nogil=True)
+def _peak_value(value, count):
+    """The largest |payload| of an event list."""
+    peak = 0
+    for b in range(count.shape[0]):
+        for t in range(count.shape[1]):
+            for j in range(count[b, t]):
+                peak = max(peak, abs(np.int64(value[b, t, j])))
+    return peak
+
+
+def _int32_acc_limit(kind, p: NamedTuple, weight_exp: int) -> int:
+    """The largest |Dense sum| under which every value the kernel computes fits int32, by the kind's
+    ``span`` (:class:`~.neuron_kinds.NeuronKind`); −1 where the layer never runs in int32."""
+    if not (kind.bounded and kind.span) or not 0 <= p.frac_bits <= 15 or p.input_shift < 0:
+        return -1
+    if any(np.abs(getattr(p, c)).max(initial=0) > 1 << p.frac_bits for c in kind.coefficients):
+        return -1  # the artifact check refuses these; a network built in memory may hold them
+    if any(isinstance(v, np.ndarray) and np.abs(v).max(initial=0) >= _INT32_LIMIT for v in p):
+        return -1
+    room = (_INT32_LIMIT - 1 - (1 << p.frac_bits)) // kind.span  # the largest M
+    valued = [int(np.abs(getattr(p, f)).max(initial=0)) for f in ("bias", *kind.state_valued)]
+    if max(p.half, abs(getattr(p, "threshold", 0)), *valued) > room:
+        return -1
+    a_max = room >> p.input_shift  # the largest |a_in|; the largest |acc| gives it after the weight exponent
+    limit = a_max >> weight_exp if weight_exp >= 0 else a_max << -weight_exp
+    return min(limit, _INT32_LIMIT - 1)  # acc itself is cast to int32
 
 
 def _common_power_of_two(w: np.ndarray) -> tuple[np.ndarray, int]:
@@ -374,6 +415,9 @@ def _common_power_of_two(w: np.ndarray) -> tuple[np.ndarray, int]:
     return w >> k, k
 
 
+_INT32_STATES, _INT64_STATES = np.zeros(1, np.int32), np.zeros(1, np.int64)  # the states' type, as numba reads it
+
+
 def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, recording: Recording, b0: int) -> Events:
     """Run a layer over a chunk of samples for as many steps as ``out`` holds; return ``out``
     filled with the layer's spikes.
@@ -382,9 +426,11 @@ def run_layer(prepared: PreparedLayer, pre: Events, start: int, out: Events, rec
     until step index ``start``. Sample ``b`` of the chunk is sample ``b0 + b`` of ``recording``.
     """
     layer = prepared.layer
+    narrow = prepared.narrow_for(pre)
     _run_layer(
         pre.index, pre.count, pre.value if layer.synapse.graded else None, prepared.w_t,
-        prepared.weight_exp, prepared.acc_type, prepared.narrow_rows, prepared.state_type, start, prepared.params,
+        prepared.weight_exp, prepared.acc_type, prepared.narrow_rows, _INT32_STATES if narrow else _INT64_STATES, start,
+        prepared.narrow_params if narrow else prepared.params,
         out.index, out.count, b0,
         recording.offset, recording.spikes, tuple(recording.states), recording.overflow_events,
     )

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from silif_deploy.hw_models.fixed_point import as_state, overflow, tz_mul
+from silif_deploy.hw_models.fixed_point import as_state, overflow, shift_left, tz_mul
 
 
 class ResonateParams(NamedTuple):
@@ -67,7 +67,7 @@ def resonate_neuron(a_in, x, s, p, n):
     ``(s_t, overflow events)``."""
     f = p.frac_bits
     p_re, q_im = x[0, n], x[1, n]
-    drive = tz_mul(p.gain[n], (a_in << p.input_shift) + p.bias[n], f)
+    drive = tz_mul(p.gain[n], as_state(shift_left(a_in, p.input_shift) + p.bias[n], x), f)
     # Both reset orders in one branch-free form (reset_first is 0 or 1): a branch here kept loops
     # over neurons from vectorizing and made them 5 times slower. s and reset_first are 0 or 1, so
     # θ·s is θ & −s (masks, not 64-bit multiplies, which AVX2 emulates).
@@ -75,7 +75,7 @@ def resonate_neuron(a_in, x, s, p, n):
     r = as_state(p_re - (reset & -p.reset_first), x)  # C-SiLIF: the reset acts before the rotation…
     rot_p, q_new = rotate(p.lam_re[n], p.lam_im[n], r, q_im, f)
     p_new = rot_p + drive - (reset & (p.reset_first - 1))  # …RF: after
-    p_new, op = overflow(p_new, p.mode, p.half)
-    q_new, oq = overflow(q_new, p.mode, p.half)
+    p_new, op = overflow(as_state(p_new, x), p.mode, p.half)
+    q_new, oq = overflow(as_state(q_new, x), p.mode, p.half)
     x[0, n], x[1, n] = p_new, q_new
     return (1 if p_new > p.threshold else 0), op + oq

@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES
+from silif_deploy.hw_models.fixed_point import OVERFLOW_CODES, wide
 from silif_deploy.hw_models.graded_loops import dense_values, glu_values, neuron_values
 from silif_deploy.hw_models.network import (
     INPUT, Add, Dense, FixedLayer, FixedPointNetwork, Glu, MeanLinear, Neurons, graph_problem, layer_pairs, neuron_count,
@@ -134,7 +134,7 @@ def _plan(network: FixedPointNetwork) -> _Plan:
             steps.append((name, ("add", a, b, *stage.lags, half, OVERFLOW_CODES[stage.overflow],
                                  payload_type(bounds[name].bit_length()))))
         elif isinstance(stage, Glu):
-            steps.append((name, ("glu", stage.source, sizes[name], stage.params)))
+            steps.append((name, ("glu", stage.source, sizes[name], wide(stage.params))))
     return _Plan(layers, steps, sizes, starts, kinds, counts, graded)
 
 
@@ -254,7 +254,7 @@ def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: lis
                     counts[r][at + b0 : at + b0 + n] = out.count
                 elif what[0] == "neurons":
                     _, r, source, start, n_src, graded_out = what
-                    params = network.stage(name).params
+                    params = wide(network.stage(name).params)
                     events[name] = neuron_values(events[source], n_src, plan.neurons[r], start, params, graded_out,
                                                  out, recordings[r], at + b0)
                     counts[r][at + b0 : at + b0 + n] = 0 if graded_out else out.count

@@ -31,7 +31,7 @@ from lava.magma.core.process.variable import Var  # noqa: E402
 from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
-from silif_deploy.hw_models.fixed_point import overflow
+from silif_deploy.hw_models.fixed_point import overflow, wide
 from silif_deploy.hw_models.glu import SIGMOID_TABLE, glu_value
 from silif_deploy.hw_models.neuron_kinds import KINDS, STATES, NeuronState, step
 
@@ -133,7 +133,7 @@ def warm_up_graded(params) -> None:
     inherits them instead of loading them again); ``params`` a GluParams, or None."""
     _overflow_values(np.zeros(1, np.int64), 1, 1 << 23)
     if params is not None:
-        _glu_step(np.zeros(2 * len(params.bias_a), np.int64), len(params.bias_a), params, SIGMOID_TABLE)
+        _glu_step(np.zeros(2 * len(params.bias_a), np.int64), len(params.bias_a), wide(params), SIGMOID_TABLE)
 
 
 class GradedDense(AbstractProcess):
@@ -226,7 +226,7 @@ class PyGluValuesModel(PyLoihiProcessModel):
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
-        self.params, self.h = proc_params["params"], proc_params["shape"][0]
+        self.params, self.h = wide(proc_params["params"]), proc_params["shape"][0]
 
     def run_spk(self) -> None:
         v = self.a_in.recv().astype(np.int64)
