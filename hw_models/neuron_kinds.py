@@ -48,10 +48,10 @@ class NeuronKind:
     kernel writes has passed an overflow rule of the record's ``half`` (it lies within ±half).
     ``span`` (0: none declared): every value the kernel computes, the overflow rules' inner sums
     included, lies within ±span·M, where M is the largest of ``half``, |``threshold``|, the largest
-    |``bias``| and |``state_valued``| fields, and the largest |A_t| = |a_t << ``input_shift``|, given that its ``coefficients`` are
-    k/2^``frac_bits`` with |k| ≤ 2^``frac_bits`` and its first ``tz_mul`` operand is one. With it,
-    a bounded kind's layers run in int32 arithmetic where span·M + 2^F < 2^31 (F ≤ 15), step by step
-    (:mod:`.neuron_loops`).
+    |``bias``| and |``state_valued``| fields, and the largest |A_t| = |a_t << ``input_shift``|,
+    given that its ``coefficients`` are k/2^``frac_bits`` with |k| ≤ 2^``frac_bits`` and its first
+    ``tz_mul`` operand is one. With it, a bounded kind's layers run in int32 arithmetic where
+    span·M + 2^F < 2^31 (F ≤ 15), chunk of samples by chunk (:mod:`.neuron_loops`).
     """
 
     name: str

@@ -96,7 +96,6 @@ class _Plan(NamedTuple):
     graded: set[str]
 
 
-
 def _plan(network: FixedPointNetwork) -> _Plan:
     problem = graph_problem(network.stages, network.n_inputs)
     if problem is not None:
