@@ -82,7 +82,7 @@ class _Plan(NamedTuple):
     """How a network's stages run: per stage in order, what to do (``steps``):
     ``("layer", r, source, start)`` runs neuron stage r fused with its Dense (``layers[r]``) on the
     events of ``source`` from step ``start`` (its delay); ``("neurons", r, source, start, n_src,
-    graded out)`` runs neuron stage r on the values of ``source``; ``("dense", source, w_t, exps,
+    graded out, params)`` runs neuron stage r on the values of ``source``; ``("dense", source, w_t, exps,
     graded)``, ``("add", a, b, lag_a, lag_b, half, mode)`` and ``("glu", source, h, params)`` the
     graded stages. ``sizes``: each stage's number of values; ``starts``: each neuron stage's delay;
     ``kinds``/``neurons``: each neuron stage's kind and size; ``graded``: the stages whose events carry values."""
@@ -118,7 +118,8 @@ def _plan(network: FixedPointNetwork) -> _Plan:
                 steps.append((name, ("layer", r, d.source, start)))
                 layers.append(PreparedLayer.of(layer, bounds[d.source]))
             else:
-                steps.append((name, ("neurons", r, stage.source, start, sizes[stage.source], name in graded)))
+                steps.append((name, ("neurons", r, stage.source, start, sizes[stage.source], name in graded,
+                                     wide(stage.params))))
                 layers.append(None)
             starts.append(start)
             kinds.append(stage.kind)
@@ -252,8 +253,7 @@ def _run(network: FixedPointNetwork, plan: _Plan, x: np.ndarray, recordings: lis
                     events[name] = run_layer(plan.layers[r], events[source], start, out, recordings[r], at + b0)
                     counts[r][at + b0 : at + b0 + n] = out.count
                 elif what[0] == "neurons":
-                    _, r, source, start, n_src, graded_out = what
-                    params = wide(network.stage(name).params)
+                    _, r, source, start, n_src, graded_out, params = what
                     events[name] = neuron_values(events[source], n_src, plan.neurons[r], start, params, graded_out,
                                                  out, recordings[r], at + b0)
                     counts[r][at + b0 : at + b0 + n] = 0 if graded_out else out.count
