@@ -7,7 +7,7 @@ LAVA_VENV := .venv-lava
 PIP_FLAGS ?= -q
 LAVA_DL := lava-dl==0.6.0
 
-.PHONY: setup lava-env system-deps demo test test-main test-lava bench clean
+.PHONY: setup lava-env system-deps demo test test-main test-lava lava-fixtures bench clean
 
 setup: $(VENV)/.installed
 
@@ -35,18 +35,20 @@ system-deps:
 demo: setup system-deps
 	$(VENV)/bin/python examples/demo.py
 
-# The two suites run side by side, each on a core (each is one process, busy ~97 % of one core): the
-# Lava suite reads the artifacts tests/test_lava_fixtures.py writes in the main environment, so
-# those are written first. --output-sync prints each suite's output whole, when it ends.
+# The suites run side by side: the main one on pytest-xdist workers (one per core), the Lava one
+# (one process) beside it, once the artifacts it reads are written (in the main environment: the
+# Lava one has no torch). --output-sync prints each suite's output whole, when it ends.
 test: setup lava-env system-deps
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_lava_fixtures.py
 	$(MAKE) -j2 --output-sync=target test-main test-lava MAIN_ARGS=--ignore=tests/test_lava_fixtures.py
 
 test-main:
-	$(VENV)/bin/python -m pytest -q -m "not lava" $(MAIN_ARGS) tests
+	$(VENV)/bin/python -m pytest -q -n auto -m "not lava" $(MAIN_ARGS) tests
 
-test-lava:
+test-lava: lava-env lava-fixtures
 	$(LAVA_VENV)/bin/python -m pytest -q -m lava -p no:cacheprovider tests
+
+lava-fixtures: setup
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_lava_fixtures.py
 
 bench: setup lava-env
 	$(VENV)/bin/python benchmarks/bench_simulator.py

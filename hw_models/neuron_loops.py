@@ -241,13 +241,16 @@ def _neuron_update(a_in, x, s, params, n):
     return lambda a_in, x, s, params, n: kernel(a_in, x, s, params, n)
 
 
-class _AllKernelSources:
-    """The source files of every registered kind's kernel, of the integer primitives and of the GLU, read when
-    asked: a kind registered after import (a test family) is included."""
+class _KernelSources:
+    """The source files of this package's kernels (each of its kinds', the integer primitives', the
+    GLU's), read when asked. A kind defined elsewhere (a test family) is left out: its signatures
+    are never cached, and the kernel in a signature is its record type's, so its source cannot
+    change a cached one (with it, registering a family would recompile every cached signature)."""
 
     def __get__(self, obj, owner) -> list[str]:
-        return sorted({inspect.getfile(k.kernel.py_func) for k in KINDS.values()}
-                      | {inspect.getfile(fixed_point), inspect.getfile(glu)})
+        kernels = [k.kernel.py_func for k in KINDS.values()]
+        own = {inspect.getfile(f) for f in kernels if f.__module__.startswith("silif_deploy.")}
+        return sorted(own | {inspect.getfile(fixed_point), inspect.getfile(glu)})
 
 
 class _KernelSourceCache(FunctionCache):
@@ -257,7 +260,7 @@ class _KernelSourceCache(FunctionCache):
     (a test family) are compiled but not cached: the index entry would not load in a process that
     has not imported that kind."""
 
-    _sources = _AllKernelSources()
+    _sources = _KernelSources()
 
     def _foreign(self, sig) -> bool:
         classes = {getattr(t, "instance_class", None) for t in getattr(sig, "args", sig)}

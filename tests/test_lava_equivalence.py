@@ -111,7 +111,7 @@ def test_ssc_checkpoint(model: str) -> None:
     inputs = ARTIFACTS / f"ssc_{model}_input.npy"
     if not path.is_file() or not inputs.is_file():
         pytest.fail(f"{path} or {inputs} is missing: run tests/test_lava_fixtures.py in the main environment "
-                    "first (`make test` does: test-main runs before test-lava)")
+                    "first (`make test-lava` does: its lava-fixtures step)")
     network = read_artifact(path)
     x = np.load(inputs)
     assert_equal_runs(network, x)

@@ -1,8 +1,9 @@
 """Write the SSC artifacts the Lava tests read (the Lava environment has no torch to make them).
 
-``make test`` runs this (main environment) before ``tests/test_lava_*.py`` (Lava environment):
-``tests/.artifacts/ssc_{silif,csilif}.loihi2.h5``, quantized with the default profile, and
-``ssc_{silif,csilif}_input.npy``, the first 2 samples of each golden input cut to 20 steps.
+``make lava-fixtures`` (a step of ``make test-lava``) runs this in the main environment before
+``tests/test_lava_*.py`` (Lava environment): ``tests/.artifacts/ssc_{silif,csilif}.loihi2.h5``,
+quantized with the default profile, and ``ssc_{silif,csilif}_input.npy``, the first 2 samples of
+each golden input cut to 20 steps.
 """
 
 from pathlib import Path

@@ -127,7 +127,7 @@ def test_shipped_model_readout(model: str) -> None:
     path, inputs = ARTIFACTS / f"synth_{model}.netx.h5", ARTIFACTS / f"synth_{model}_netx_input.npy"
     readout = ARTIFACTS / f"synth_{model}.readout.netx.h5"
     if not path.exists() or not inputs.exists() or not readout.exists():
-        pytest.fail(f"{path} is missing: run tests/test_lava_fixtures.py in the main environment first (make test)")
+        pytest.fail(f"{path} is missing: run tests/test_lava_fixtures.py in the main environment first (make lava-fixtures)")
     network = read_netx(path)
     problems = [netx_problems(layer) for layer in network.layers]
     assert all(problems[:-1]) and not problems[-1]  # hidden: our extension; readout: netx CUBA

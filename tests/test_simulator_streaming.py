@@ -8,7 +8,7 @@ The input event lists must hold exactly ``FixedPointNetwork.quantize_input``'s p
 
 from __future__ import annotations
 
-import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ from random_networks import fixed_networks, float_network
 
 from silif_deploy.converters.quantize import quantize
 from silif_deploy.errors import SilifDeployError
-from silif_deploy.hw_models import fixed_point, glu, simulator
+from silif_deploy.hw_models import fixed_point, simulator
 from silif_deploy.hw_models.neuron_kinds import KINDS
 from silif_deploy.hw_models.neuron_loops import Events, _KernelSourceCache, input_events, payload_type
 from silif_deploy.hw_models.profile import load_profile
@@ -133,8 +133,13 @@ def test_nan_input_is_refused():
         input_events(x, 0, 8, Events.empty(1, 2, 3, payload_type(8)))
 
 
-def test_disk_cache_key_covers_every_kernel_source():
-    """numba only checks the cached function's own file; the kernels' files must be in the key
-    (every kind's, the integer primitives' and the GLU stage's, compiled into the graded loops)."""
-    files = {inspect.getfile(k.kernel.py_func) for k in KINDS.values()} | {inspect.getfile(fixed_point), inspect.getfile(glu)}
-    assert len(files) >= 4 and set(_KernelSourceCache._sources) == files
+def test_disk_cache_key_covers_every_kernel_source_of_the_package():
+    """numba only checks the cached function's own file; the files compiled into the cached loops
+    must be in the key: the package's kernels (listed here by hand), the integer primitives and
+    the GLU. A test family's kernel is left out (registered here): its signatures are not cached."""
+    import families.leaky1_hw  # noqa: F401  (registers the kind)
+
+    assert "leaky1" in KINDS
+    hw = Path(fixed_point.__file__).parent
+    sources = ("fixed_point.py", "glu.py", "neuron_adaptive.py", "neuron_cuba.py", "neuron_resonate.py", "neuron_s4d.py")
+    assert set(_KernelSourceCache._sources) == {str(hw / name) for name in sources}
