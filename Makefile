@@ -37,12 +37,13 @@ demo: setup system-deps
 
 # The suites run side by side: the main one on pytest-xdist workers (one per core), the Lava one
 # (one process) beside it, once the artifacts it reads are written (in the main environment: the
-# Lava one has no torch). --output-sync prints each suite's output whole, when it ends.
+# Lava one has no torch). The Lava chain is the longer one on 2 cores, so the main workers yield to
+# it (nice). --output-sync prints each suite's output whole, when it ends.
 test: setup lava-env system-deps
-	$(MAKE) -j2 --output-sync=target test-main test-lava MAIN_ARGS=--ignore=tests/test_lava_fixtures.py
+	$(MAKE) -j2 --output-sync=target test-main test-lava MAIN_ARGS=--ignore=tests/test_lava_fixtures.py NICE="nice -n 10"
 
 test-main:
-	$(VENV)/bin/python -m pytest -q -n auto -m "not lava" $(MAIN_ARGS) tests
+	$(NICE) $(VENV)/bin/python -m pytest -q -n auto -m "not lava" $(MAIN_ARGS) tests
 
 test-lava: lava-env lava-fixtures
 	$(LAVA_VENV)/bin/python -m pytest -q -m lava -p no:cacheprovider tests
