@@ -37,8 +37,8 @@ demo: setup system-deps
 
 # The suites run side by side: the main one on pytest-xdist workers (one per core), the Lava one
 # (one process) beside it, once the artifacts it reads are written (in the main environment: the
-# Lava one has no torch). The Lava chain is the longer one on 2 cores, so the main workers yield to
-# it (nice). --output-sync prints each suite's output whole, when it ends.
+# Lava one has no torch). Sharing 2 cores evenly, the Lava chain ran longer (965 s against 769 s),
+# so the main workers yield to it (nice). --output-sync prints each suite's output whole, when it ends.
 test: setup lava-env system-deps
 	$(MAKE) -j2 --output-sync=target test-main test-lava MAIN_ARGS=--ignore=tests/test_lava_fixtures.py NICE="nice -n 10"
 
