@@ -93,7 +93,7 @@ def _tz_mul(coef, x, k):
             negative = _shr(_xor(coef, x), _SIGN)  # all ones when the signs differ
             return _sub(_xor(r, negative), negative)
         return tz_mul32
-    return lambda coef, x, k: tz_shift(coef * x, k)
+    return lambda coef, x, k: _tz_mul64(coef, x, k)
 
 
 def shift_left(x: int, k: int) -> int:
@@ -127,7 +127,7 @@ def _wrap(x, half):
             h = np.int32(half)
             return _add(_sub(_and(_add(x, _sub(h, _ONE)), _sub(_add(h, h), _ONE)), h), _ONE)
         return wrap32
-    return lambda x, half: ((x + half - 1) & (2 * half - 1)) - half + 1
+    return lambda x, half: _wrap64(x, half)
 
 
 def saturate(x: int, limit: int) -> int:
@@ -145,9 +145,8 @@ def _saturate(x, limit):
     return lambda x, limit: _saturate64(x, limit)
 
 
-@njit(inline="always")
-def _saturate64(x, limit):
-    return limit if x > limit else (-limit if x < -limit else x)
+# The int64 forms that are the rules' own Python bodies, compiled (one definition each)
+_tz_mul64, _wrap64, _saturate64 = (njit(inline="always")(rule) for rule in (tz_mul, wrap, saturate))
 
 
 def overflow(x: int, mode: int, half: int) -> tuple[int, int]:

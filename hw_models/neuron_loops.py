@@ -241,6 +241,11 @@ def _neuron_update(a_in, x, s, params, n):
     return lambda a_in, x, s, params, n: kernel(a_in, x, s, params, n)
 
 
+def _in_package(obj) -> bool:
+    """Whether ``obj`` (a kernel, a record type) is defined in this package, not, say, in a test family."""
+    return obj.__module__.startswith("silif_deploy.")
+
+
 class _KernelSources:
     """The source files of this package's kernels (each of its kinds', the integer primitives', the
     GLU's), read when asked. A kind defined elsewhere (a test family) is left out: its signatures
@@ -248,8 +253,7 @@ class _KernelSources:
     change a cached one (with it, registering a family would recompile every cached signature)."""
 
     def __get__(self, obj, owner) -> list[str]:
-        kernels = [k.kernel.py_func for k in KINDS.values()]
-        own = {inspect.getfile(f) for f in kernels if f.__module__.startswith("silif_deploy.")}
+        own = {inspect.getfile(k.kernel.py_func) for k in KINDS.values() if _in_package(k.kernel.py_func)}
         return sorted(own | {inspect.getfile(fixed_point), inspect.getfile(glu)})
 
 
@@ -264,7 +268,7 @@ class _KernelSourceCache(FunctionCache):
 
     def _foreign(self, sig) -> bool:
         classes = {getattr(t, "instance_class", None) for t in getattr(sig, "args", sig)}
-        return any(not c.__module__.startswith("silif_deploy.") for c in classes if c is not None)
+        return any(not _in_package(c) for c in classes if c is not None)
 
     def _index_key(self, sig, codegen):
         digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in self._sources)).hexdigest()
